@@ -1,0 +1,3 @@
+from visearch.cli import main
+
+main()

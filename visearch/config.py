@@ -1,0 +1,132 @@
+"""The one typed configuration of visearch.
+
+Every knob lives here, read from the environment with the ``VISEARCH_`` prefix
+(nested sections use ``__``: ``VISEARCH_INDEX__EF=128``) or from a ``.env`` file.
+The CLI or the Serve app builder makes one :class:`Settings` and passes it down;
+nothing else reads environment variables.
+
+>>> s = Settings(data_dir="/tmp/vs")
+>>> s.index.path
+PosixPath('/tmp/vs/index')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from visearch.errors import InvalidArgumentError
+
+__all__ = [
+    "SynthSettings",
+    "ModelSettings",
+    "IndexSettings",
+    "ServingSettings",
+    "Settings",
+    "get_settings",
+]
+
+
+class SynthSettings(BaseModel):
+    """How WB-Synth renders its marketplace (the CLI gives counts and seed)."""
+
+    gallery_per_product: int = Field(3, ge=1, le=12, description="seller photos per product")
+    gallery_size: int = Field(256, ge=64, le=2048, description="side of a gallery photo, px")
+    scene_size: int = Field(384, ge=128, le=2048, description="side of a shopper photo, px")
+    max_objects: int = Field(4, ge=1, le=8, description="most products in one shopper photo")
+    label_fraction: float = Field(0.4, ge=0.0, le=1.0, description="share of products with a printed article label")
+    variant_fraction: float = Field(0.35, ge=0.0, le=1.0, description="share of products that are a colour/pattern variant of another")
+    split_fractions: tuple[float, float, float] = Field((0.7, 0.15, 0.15), description="train/val/test shares of products")
+    sessions_per_product: float = Field(2.0, ge=0.0, description="simulated shopper sessions per product")
+    impressions_per_session: int = Field(10, ge=2, le=100)
+    jpeg_quality: int = Field(92, ge=30, le=100, description="quality of gallery JPEGs; shopper photos vary below it")
+    workers: int = Field(0, ge=0, description="render processes; 0 means one per core")
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> "SynthSettings":
+        if abs(sum(self.split_fractions) - 1.0) > 1e-6 or min(self.split_fractions) < 0:
+            raise ValueError(f"split_fractions must be three non-negative shares summing to 1, got {self.split_fractions}")
+        return self
+
+
+class ModelSettings(BaseModel):
+    """Model references: ``hf-hub:org/name``, a local path, ``models:/name@alias`` or ``s3://...``."""
+
+    detector: str = "models:/visearch-detector@champion"
+    embedder: str = "models:/visearch-embedder@champion"
+    backbone: str = "models:/visearch-backbone@champion"
+    ocr_backend: Literal["rapidocr", "paddleocr"] = "rapidocr"
+    mlflow_tracking_uri: str | None = Field(None, description="defaults to sqlite:///<data_dir>/mlflow.db")
+
+
+class IndexSettings(BaseModel):
+    """The vector index: embedded Qdrant by default, a Qdrant cluster when ``url`` is set."""
+
+    backend: Literal["edge", "cluster"] = "edge"
+    path: Path | None = Field(None, description="embedded index root; defaults to <data_dir>/index")
+    url: str | None = Field(None, description="Qdrant server or cluster URL (backend=cluster)")
+    api_key: str | None = None
+    collection: str = "products"
+    online_dim: Literal[64, 128, 256, 512] = 128
+    full_dim: int = 512
+    hnsw_m: int = Field(16, ge=4, le=128)
+    hnsw_ef_construct: int = Field(128, ge=8)
+    ef: int = Field(64, ge=1, description="HNSW search breadth")
+    rescore_limit: int = Field(100, ge=1, description="candidates stage 1 hands to the 512-d rescore")
+    quantization: Literal["none", "int8"] = "none"
+    keep_versions: int = Field(2, ge=1, description="built versions kept on disk for rollback")
+
+
+class ServingSettings(BaseModel):
+    """HTTP and Ray Serve knobs."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_upload_mb: float = Field(15.0, gt=0)
+    top_k: int = Field(20, ge=1, le=200)
+
+
+class Settings(BaseSettings):
+    """Everything visearch can be told, in one place."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VISEARCH_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    data_dir: Path = Path("data")
+    seed: int = 0
+    synth: SynthSettings = SynthSettings()
+    models: ModelSettings = ModelSettings()
+    index: IndexSettings = IndexSettings()
+    serving: ServingSettings = ServingSettings()
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> "Settings":
+        if self.index.path is None:
+            self.index.path = self.data_dir / "index"
+        if self.models.mlflow_tracking_uri is None:
+            self.models.mlflow_tracking_uri = f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
+        if self.index.backend == "cluster" and not self.index.url:
+            raise ValueError("index.backend is 'cluster' but index.url is empty: set VISEARCH_INDEX__URL")
+        return self
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, with explicit overrides winning.
+
+    Raises:
+        InvalidArgumentError: a setting has a bad value; the message names it.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = "__".join(str(p) for p in first["loc"]).upper()
+        name = f"VISEARCH_{where}" if where else "settings"
+        raise InvalidArgumentError(f"{name}: {first['msg']} (got {first.get('input')!r})") from None

@@ -1,0 +1,31 @@
+"""One exception family for the whole library.
+
+The CLI turns a :class:`VisearchError` into one line on stderr and a non-zero exit;
+the HTTP ingress maps the subclasses to 4xx codes. Messages name the bad value and,
+where there is one, the fix.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "VisearchError",
+    "InvalidArgumentError",
+    "DatasetError",
+    "NotFoundError",
+]
+
+
+class VisearchError(Exception):
+    """Base of every error visearch raises on purpose."""
+
+
+class InvalidArgumentError(VisearchError, ValueError):
+    """A caller passed a value that cannot work (negative count, unwritable dir...)."""
+
+
+class DatasetError(VisearchError):
+    """A data set on disk is missing, corrupt or does not match its manifest."""
+
+
+class NotFoundError(VisearchError, LookupError):
+    """A named thing (model, index version, product) does not exist."""

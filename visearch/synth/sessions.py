@@ -1,0 +1,78 @@
+"""Simulated shopper sessions: what a shopper was shown for a photo query, and what
+they clicked, put in the cart and ordered.
+
+Probabilities follow relevance (the same product, a variant, the same category,
+anything else), price against the category's usual price, rating, reviews and the
+position bias of a list, so a ranker trained on the log has something real to learn.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from visearch.synth.catalog import Product
+from visearch.synth.vocab import CATEGORIES
+
+__all__ = ["simulate_sessions", "EVENT_COLUMNS", "RELEVANCE"]
+
+RELEVANCE = {"exact": 3, "variant": 2, "category": 1, "other": 0}
+EVENT_COLUMNS = (
+    "session_id", "user_id", "split", "query_product_id", "position", "product_id",
+    "relevance", "clicked", "added_to_cart", "ordered", "ts",
+)
+_EPOCH = 1_767_225_600  # 2026-01-01T00:00:00Z: fixed so the log is reproducible
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def simulate_sessions(products: list[Product], n_sessions: int, per_session: int, rng: np.random.Generator) -> dict[str, list]:
+    """Columns of the event log, one row per impression."""
+    by_cat: dict[int, list[int]] = defaultdict(list)
+    by_model: dict[str, list[int]] = defaultdict(list)
+    by_split: dict[str, list[int]] = defaultdict(list)
+    for i, p in enumerate(products):
+        by_cat[p.look.category].append(i)
+        by_model[p.model_id].append(i)
+        by_split[p.split].append(i)
+    cols: dict[str, list] = {c: [] for c in EVENT_COLUMNS}
+    n_users = max(1, n_sessions // 3)
+    for s in range(n_sessions):
+        q = int(rng.integers(len(products)))
+        query = products[q]
+        pool = by_split[query.split]
+        shown: list[int] = [q] if rng.random() < 0.85 else []
+        shown += [i for i in by_model[query.model_id] if i != q][:2]
+        same_cat = [i for i in by_cat[query.look.category] if i not in shown and products[i].split == query.split]
+        rng.shuffle(same_cat)
+        shown += same_cat[: per_session // 2]
+        while len(shown) < min(per_session, len(pool)):
+            i = pool[int(rng.integers(len(pool)))]
+            if i not in shown:
+                shown.append(i)
+        shown = shown[:per_session]
+        order = rng.permutation(len(shown))
+        user = f"u{int(rng.integers(n_users)):06d}"
+        t = _EPOCH + s * 37
+        for pos, j in enumerate(order, start=1):
+            p = products[shown[j]]
+            if shown[j] == q:
+                rel = RELEVANCE["exact"]
+            elif p.model_id == query.model_id:
+                rel = RELEVANCE["variant"]
+            elif p.look.category == query.look.category:
+                rel = RELEVANCE["category"]
+            else:
+                rel = RELEVANCE["other"]
+            price_ratio = np.log(p.price / CATEGORIES[p.look.category].base_price)
+            z = -3.2 + 1.3 * rel - 0.9 * price_ratio + 0.7 * (p.rating - 4.2) + 0.12 * np.log1p(p.reviews_count) - 0.12 * pos
+            clicked = bool(rng.random() < _sigmoid(z))
+            added = clicked and bool(rng.random() < _sigmoid(-1.0 + 0.6 * (rel == 3) + 0.6 * (p.rating - 4.2) - 0.8 * price_ratio))
+            ordered = added and bool(rng.random() < _sigmoid(0.3 - 0.5 * price_ratio))
+            row = (f"s{s:07d}", user, query.split, query.product_id, pos, p.product_id, rel, clicked, added, ordered, t + pos)
+            for c, v in zip(EVENT_COLUMNS, row, strict=True):
+                cols[c].append(v)
+    return cols
