@@ -22,6 +22,7 @@ from visearch.errors import InvalidArgumentError
 
 __all__ = [
     "SynthSettings",
+    "VisionSettings",
     "ModelSettings",
     "IndexSettings",
     "ServingSettings",
@@ -52,6 +53,22 @@ class SynthSettings(BaseModel):
         return self
 
 
+class VisionSettings(BaseModel):
+    """Image input limits and the detector / OCR knobs."""
+
+    max_image_mb: float = Field(15.0, gt=0, description="largest upload accepted, MiB")
+    max_pixels: int = Field(40_000_000, ge=1, description="largest decoded image, width x height")
+    min_side: int = Field(16, ge=1, description="smallest accepted width or height, px")
+    detector_imgsz: int = Field(384, ge=64, description="YOLO input size, px")
+    detector_conf: float = Field(0.25, gt=0, lt=1, description="lowest score a detection keeps")
+    detector_iou: float = Field(0.6, gt=0, lt=1, description="NMS overlap threshold")
+    detector_batch: int = Field(16, ge=1)
+    device: str = Field("cpu", description="torch device for the detector: cpu, cuda, cuda:1")
+    article_pattern: str = Field(r"[1-9]\d{5,9}", description="regular expression of an article number")
+    ocr_min_score: float = Field(0.5, ge=0, le=1, description="lowest OCR line confidence used")
+    ocr_det_side: int = Field(736, ge=32, description="PP-OCR detection resizes the photo's short side to this")
+
+
 class ModelSettings(BaseModel):
     """Model references: ``hf-hub:org/name``, a local path, ``models:/name@alias`` or ``s3://...``."""
 
@@ -78,6 +95,16 @@ class IndexSettings(BaseModel):
     rescore_limit: int = Field(100, ge=1, description="candidates stage 1 hands to the 512-d rescore")
     quantization: Literal["none", "int8"] = "none"
     keep_versions: int = Field(2, ge=1, description="built versions kept on disk for rollback")
+    full_scan_threshold_kb: int = Field(
+        10000, ge=1, description="vector KB below which a segment or filtered subset is brute-forced, not walked by HNSW"
+    )
+    full_on_disk: bool = Field(True, description="keep the 512-d rescoring vectors on disk (mmap): only candidates are read")
+    batch_size: int = Field(1024, ge=1, le=65536, description="points per upsert request")
+    shards: int = Field(1, ge=1, description="cluster: shards per collection version")
+    replication_factor: int = Field(1, ge=1, description="cluster: copies of each shard")
+    write_consistency_factor: int = Field(1, ge=1, description="cluster: replicas that must confirm a write")
+    timeout_s: int = Field(60, ge=1, description="cluster: seconds one request may take")
+    index_wait_s: int = Field(3600, ge=1, description="cluster: longest wait for the server to index a new version")
 
 
 class ServingSettings(BaseModel):
@@ -85,7 +112,6 @@ class ServingSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    max_upload_mb: float = Field(15.0, gt=0)
     top_k: int = Field(20, ge=1, le=200)
 
 
@@ -102,6 +128,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     seed: int = 0
     synth: SynthSettings = SynthSettings()
+    vision: VisionSettings = VisionSettings()
     models: ModelSettings = ModelSettings()
     index: IndexSettings = IndexSettings()
     serving: ServingSettings = ServingSettings()

@@ -18,14 +18,22 @@ __all__ = [
 class VisearchError(Exception):
     """Base of every error visearch raises on purpose."""
 
+    http_status = 500
+
 
 class InvalidArgumentError(VisearchError, ValueError):
     """A caller passed a value that cannot work (negative count, unwritable dir...)."""
+
+    http_status = 400
 
 
 class DatasetError(VisearchError):
     """A data set on disk is missing, corrupt or does not match its manifest."""
 
+    http_status = 422
+
 
 class NotFoundError(VisearchError, LookupError):
     """A named thing (model, index version, product) does not exist."""
+
+    http_status = 404

@@ -26,6 +26,7 @@ app = typer.Typer(
 # registration: importing a module adds its commands to ``app``
 from visearch.cli import info as _info  # noqa: E402,F401
 from visearch.cli import synth as _synth  # noqa: E402,F401
+from visearch.cli import train as _train  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,1 @@
+"""Offline jobs: each trains one model on WB-Synth, logs an MLflow run and registers a version."""

@@ -1,0 +1,109 @@
+"""Object detection with ultralytics YOLO behind a small, list-in/list-out interface.
+
+Ultralytics is told to stay offline and to keep its settings, runs and downloads in
+the project's data dir (:func:`configure_ultralytics`), so it neither touches the
+network nor writes to the user's home.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from visearch.config import Settings, VisionSettings
+from visearch.errors import NotFoundError
+from visearch.registry import CARD_FILE, resolve_model
+
+__all__ = ["Detection", "Detector", "configure_ultralytics", "WEIGHTS_FILE"]
+
+WEIGHTS_FILE = "weights.pt"
+_INTEGRATIONS_OFF = ("clearml", "comet", "dvc", "hub", "mlflow", "neptune", "raytune", "tensorboard", "wandb")
+
+
+def configure_ultralytics(data_dir: Path) -> None:
+    """Offline ultralytics whose settings, data sets, weights and runs live under ``data_dir``."""
+    root = (data_dir / "ultralytics").resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(root))
+    os.environ.setdefault("MPLCONFIGDIR", str(root / "matplotlib"))  # ultralytics imports matplotlib
+    from ultralytics import settings
+
+    wanted: dict[str, Any] = {
+        "datasets_dir": str(root / "datasets"),
+        "weights_dir": str(root / "weights"),
+        "runs_dir": str(root / "runs"),
+        "sync": False,
+        **{k: False for k in _INTEGRATIONS_OFF if k in settings},
+    }
+    if any(settings.get(k) != v for k, v in wanted.items()):
+        settings.update(wanted)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One object: its box in image pixels (x1, y1, x2, y2), category and score.
+
+    ``fallback`` marks the whole-image object returned when nothing passed the threshold,
+    so search always has something to look for.
+    """
+
+    box: tuple[float, float, float, float]
+    category_id: int
+    category: str
+    score: float
+    fallback: bool = False
+
+
+class Detector:
+    """YOLO weights plus their model card; ``detect`` takes and returns lists (batched)."""
+
+    def __init__(self, weights: Path, vision: VisionSettings, card: dict[str, Any] | None = None, data_dir: Path = Path("data")) -> None:
+        configure_ultralytics(data_dir)
+        from ultralytics import YOLO
+
+        if not Path(weights).is_file():
+            raise NotFoundError(f"{weights}: no such YOLO weights file")
+        self.model = YOLO(str(weights), task="detect")
+        self.vision = vision
+        self.card = card or {}
+        self.names: dict[int, str] = dict(self.model.names)
+        self.class_agnostic = bool(self.card.get("single_cls", False))
+
+    @classmethod
+    def from_ref(cls, ref: str, settings: Settings) -> Detector:
+        """Load from a reference: a weights file, a model folder, ``models:/...``, ``s3://...``."""
+        path = resolve_model(ref, settings)
+        card: dict[str, Any] = {}
+        if path.is_dir():
+            if (path / CARD_FILE).is_file():
+                card = json.loads((path / CARD_FILE).read_text(encoding="utf-8"))
+            path = path / WEIGHTS_FILE
+        return cls(path, settings.vision, card, settings.data_dir)
+
+    def detect(self, images: Sequence[Image.Image]) -> list[list[Detection]]:
+        """Objects in each image, best first; never an empty list for an image."""
+        if not images:
+            return []
+        out: list[list[Detection]] = []
+        v = self.vision
+        for start in range(0, len(images), v.detector_batch):
+            batch = [img.convert("RGB") for img in images[start : start + v.detector_batch]]
+            results = self.model.predict(batch, imgsz=v.detector_imgsz, conf=v.detector_conf, iou=v.detector_iou,
+                                         device=v.device, verbose=False, max_det=50)
+            for img, res in zip(batch, results, strict=True):
+                dets = []
+                boxes = res.boxes
+                for xyxy, cls_id, score in zip(boxes.xyxy.tolist(), boxes.cls.tolist(), boxes.conf.tolist(), strict=True):
+                    c = int(cls_id)
+                    name = "object" if self.class_agnostic else self.names.get(c, str(c))
+                    dets.append(Detection(tuple(float(x) for x in xyxy), -1 if self.class_agnostic else c, name, float(score)))
+                dets.sort(key=lambda d: -d.score)
+                out.append(dets or [Detection((0.0, 0.0, float(img.width), float(img.height)), -1, "object", 0.0, fallback=True)])
+        return out
