@@ -37,6 +37,7 @@ class DetectorStage:
     mosaic: float = 1.0
     close_mosaic: int = 1
     fraction: float = 1.0  # share of the training photos used
+    register_as: str | None = None  # also register this stage's weights as a recipe of their own
 
 
 @dataclass(frozen=True)
@@ -47,16 +48,16 @@ class DetectorRecipe:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+_QUICK = DetectorStage(epochs=10, single_cls=True, imgsz=192, lr0=0.003, close_mosaic=3)
+_QUICK_NOTE = "class-agnostic boxes only (categories are not learned); for make demo"
+
 RECIPES: dict[str, DetectorRecipe] = {
-    "quick": DetectorRecipe(
-        "quick",
-        (DetectorStage(epochs=6, single_cls=True),),
-        note="class-agnostic boxes only (categories are not learned); for make demo",
-    ),
+    "quick": DetectorRecipe("quick", (_QUICK,), note=_QUICK_NOTE),
     "full": DetectorRecipe(
         "full",
-        (DetectorStage(epochs=6, single_cls=True), DetectorStage(epochs=24, single_cls=False, close_mosaic=4)),
-        note="class-agnostic boxes first, then categories from those weights",
+        (DetectorStage(**{**asdict(_QUICK), "register_as": "quick"}),
+         DetectorStage(epochs=30, single_cls=False, imgsz=256, lr0=0.002, close_mosaic=5)),
+        note="the quick recipe's class-agnostic boxes first, then categories from those weights",
     ),
     "tiny": DetectorRecipe(
         "tiny",
@@ -85,6 +86,36 @@ def _epoch_logger(store_run_id: str, stage_no: int, offset: int) -> Any:
         mlflow.log_metrics(metrics, step=offset + trainer.epoch + 1, run_id=store_run_id)
 
     return on_fit_epoch_end
+
+
+def _register(store: ModelStore, run_id: str, project: Path, weights: str, rec: DetectorRecipe, last: DetectorStage,
+              results: dict[str, float], started: float, stage_times: list[float], manifest: dict, alias: str | None) -> dict[str, Any]:
+    """Copy ``weights`` into a model folder with its card and register a version."""
+    import mlflow
+
+    took = round(time.time() - started, 1)
+    card: dict[str, Any] = {
+        "summary": f"YOLO11n trained from scratch on WB-Synth (synthetic data), recipe '{rec.name}': {rec.note}",
+        "recipe": rec.name,
+        "arch": ARCH,
+        "pretrained": False,
+        "single_cls": last.single_cls,
+        "categories": "not learned (class-agnostic boxes)" if last.single_cls else "WB-Synth categories",
+        "imgsz": last.imgsz,
+        "train_seconds": took,
+        "stage_seconds": list(stage_times),
+        "val_metrics": results,
+        "data_seed": manifest.get("seed"),
+        "data_products": manifest.get("counts", {}).get("products"),
+    }
+    mlflow.log_metrics({f"{rec.name}/val_{k.replace('/', '_')}": v for k, v in results.items()}, run_id=run_id)
+    mlflow.log_metric(f"{rec.name}/train_seconds", took, run_id=run_id)
+    model_dir = project / f"{run_id}-{rec.name}"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(weights, model_dir / WEIGHTS_FILE)
+    card["version"] = store.register(run_id, model_dir, MODEL_NAME, card, alias=alias)
+    card["run_id"] = run_id
+    return card
 
 
 def train_detector(
@@ -132,29 +163,8 @@ def train_detector(
             results = {k.replace("(B)", ""): float(v) for k, v in (res.results_dict if res else {}).items()}
             offset += stage.epochs
             stage_times.append(round(time.time() - t0, 1))
-        took = round(time.time() - started, 1)
-        single_cls = rec.stages[-1].single_cls
-        card = {
-            "summary": f"YOLO11n trained from scratch on WB-Synth (synthetic data), recipe '{rec.name}': {rec.note}",
-            "recipe": rec.name,
-            "arch": ARCH,
-            "pretrained": False,
-            "single_cls": single_cls,
-            "categories": "not learned (class-agnostic boxes)" if single_cls else "WB-Synth categories",
-            "imgsz": rec.stages[-1].imgsz,
-            "train_seconds": took,
-            "stage_seconds": stage_times,
-            "val_metrics": results,
-            "data_seed": manifest.get("seed"),
-            "data_products": manifest.get("counts", {}).get("products"),
-        }
-        import mlflow
-
-        mlflow.log_metrics({f"val/{k.replace('/', '_')}": v for k, v in results.items()}, run_id=run.info.run_id)
-        mlflow.log_metric("train_seconds", took, run_id=run.info.run_id)
-        model_dir = project / f"{run.info.run_id}-model"
-        model_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(weights, model_dir / WEIGHTS_FILE)
-        card["version"] = store.register(run.info.run_id, model_dir, MODEL_NAME, card, alias=alias)
-        card["run_id"] = run.info.run_id
+            if stage.register_as and n < len(rec.stages):
+                sub = RECIPES[stage.register_as]
+                _register(store, run.info.run_id, project, weights, sub, stage, results, started, stage_times, manifest, stage.register_as)
+        card = _register(store, run.info.run_id, project, weights, rec, rec.stages[-1], results, started, stage_times, manifest, alias)
     return card

@@ -1,0 +1,31 @@
+"""Keep stdout for the one JSON object a ``--json`` command prints."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["stdout_to_stderr"]
+
+
+@contextmanager
+def stdout_to_stderr(enabled: bool = True) -> Iterator[None]:
+    """Send everything written to stdout (Python or native libraries) to stderr meanwhile.
+
+    Third-party libraries (ultralytics, onnxruntime) log to stdout; a JSON consumer
+    must still read exactly one object there.
+    """
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
