@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= data/demo
-DEMO_PRODUCTS ?= 200
+DEMO_PRODUCTS ?= 1000
 
 .PHONY: install demo test bench lint clean
 
@@ -16,10 +16,21 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## demo: the main job end to end on the embedded defaults
+## demo: the main job end to end on the embedded defaults (first run trains the quick
+## models, about 45 minutes on 2 cores; later runs reuse the registered ones)
 demo: $(STAMP)
-	$(VENV)/bin/visearch synth --out $(DEMO_DIR) --products $(DEMO_PRODUCTS) --seed 0 --preview
+	$(VENV)/bin/visearch synth --out $(DEMO_DIR) --products $(DEMO_PRODUCTS) --seed 0 --preview --quiet
 	$(VENV)/bin/visearch synth --check $(DEMO_DIR)
+	$(VENV)/bin/visearch train detector --data $(DEMO_DIR) --recipe quick --alias champion --if-missing
+	$(VENV)/bin/visearch eval detector --data $(DEMO_DIR)
+	$(VENV)/bin/visearch eval ocr --data $(DEMO_DIR) --limit 60
+	$(VENV)/bin/visearch train backbone --data $(DEMO_DIR) --recipe quick --alias champion --if-missing
+	$(VENV)/bin/visearch train head --data $(DEMO_DIR) --recipe quick --alias champion --if-missing
+	$(VENV)/bin/visearch eval embeddings --data $(DEMO_DIR)
+	$(VENV)/bin/visearch vectorize --data $(DEMO_DIR) --out data/vectors/demo.parquet
+	$(VENV)/bin/visearch index build --vectors data/vectors/demo.parquet --catalog $(DEMO_DIR)/products.parquet
+	$(VENV)/bin/visearch search $$(ls $(DEMO_DIR)/scenes/images/test/*.jpg | head -n 3) --top 5
+	$(VENV)/bin/visearch index stats
 	$(VENV)/bin/visearch info
 
 ## test: the whole suite, outbound network blocked (loopback allowed)

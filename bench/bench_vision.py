@@ -48,6 +48,7 @@ def main() -> None:
 
         yolo = YOLO("yolo11n.yaml")
         v = settings.vision
+        imgsz = v.detector_imgsz or 256
 
         def detect(imgsz: int, batch: int):
             def run(imgs):
@@ -55,8 +56,8 @@ def main() -> None:
                     yolo.predict(imgs[i : i + batch], imgsz=imgsz, conf=v.detector_conf, device="cpu", verbose=False)
             return run
 
-        det_ours_1 = per_photo_ms(detect(v.detector_imgsz, 1), photos)
-        det_ours_b = per_photo_ms(detect(v.detector_imgsz, v.detector_batch), photos)
+        det_ours_1 = per_photo_ms(detect(imgsz, 1), photos)
+        det_ours_b = per_photo_ms(detect(imgsz, v.detector_batch), photos)
         det_base = per_photo_ms(detect(640, 1), photos)
         ours = RapidOcrEngine(v.ocr_det_side, use_cls=False, min_score=v.ocr_min_score)
         base = RapidOcrEngine(v.ocr_det_side, use_cls=True, min_score=v.ocr_min_score)
@@ -68,7 +69,7 @@ def main() -> None:
         "detector_baseline_640px_ms": round(det_base, 1),
         "ocr_ms": round(ocr_ours, 1), "ocr_baseline_with_cls_ms": round(ocr_base, 1),
     }
-    print(f"detector YOLO11n @ {v.detector_imgsz}px: {det_ours_1:.1f} ms/photo (batch 1), {det_ours_b:.1f} ms/photo (batch {v.detector_batch}); "
+    print(f"detector YOLO11n @ {imgsz}px: {det_ours_1:.1f} ms/photo (batch 1), {det_ours_b:.1f} ms/photo (batch {v.detector_batch}); "
           f"baseline @640px: {det_base:.1f} ms; ratio {det_ours_1 / det_base:.2f}")
     print(f"OCR PP-OCRv4 (rapidocr, det side {v.ocr_det_side}, no angle cls): {ocr_ours:.1f} ms/photo; "
           f"baseline with angle cls: {ocr_base:.1f} ms; ratio {ocr_ours / ocr_base:.2f}")

@@ -47,7 +47,7 @@ class SynthSettings(BaseModel):
     workers: int = Field(0, ge=0, description="render processes; 0 means one per core")
 
     @model_validator(mode="after")
-    def _fractions_sum_to_one(self) -> "SynthSettings":
+    def _fractions_sum_to_one(self) -> SynthSettings:
         if abs(sum(self.split_fractions) - 1.0) > 1e-6 or min(self.split_fractions) < 0:
             raise ValueError(f"split_fractions must be three non-negative shares summing to 1, got {self.split_fractions}")
         return self
@@ -59,7 +59,7 @@ class VisionSettings(BaseModel):
     max_image_mb: float = Field(15.0, gt=0, description="largest upload accepted, MiB")
     max_pixels: int = Field(40_000_000, ge=1, description="largest decoded image, width x height")
     min_side: int = Field(16, ge=1, description="smallest accepted width or height, px")
-    detector_imgsz: int = Field(384, ge=64, description="YOLO input size, px")
+    detector_imgsz: int | None = Field(None, ge=32, description="YOLO input size, px; default: the size the model was trained at")
     detector_conf: float = Field(0.25, gt=0, lt=1, description="lowest score a detection keeps")
     detector_iou: float = Field(0.6, gt=0, lt=1, description="NMS overlap threshold")
     detector_batch: int = Field(16, ge=1)
@@ -79,6 +79,39 @@ class ModelSettings(BaseModel):
     mlflow_tracking_uri: str | None = Field(None, description="defaults to sqlite:///<data_dir>/mlflow.db")
 
 
+class EmbeddingSettings(BaseModel):
+    """The embedder: frozen backbone, attention head, Matryoshka sizes, token cache.
+
+    Training recipes (``training/backbone.py``, ``training/head.py``) hold the learning
+    knobs; these are the ones that change with the machine or the deployment.
+    """
+
+    batch_size: int = Field(32, ge=1, le=4096, description="images per backbone forward pass")
+    device: str = Field("cpu", description="torch device for backbone and head: cpu, cuda, cuda:1")
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
+        "auto", description="backbone weights: auto is fp16 on CUDA (bf16 where supported), fp32 on CPU"
+    )
+    threads: int = Field(0, ge=0, description="torch CPU threads; 0 leaves torch's default")
+    dims: tuple[int, ...] = Field((512, 256, 128, 64), description="MRL prefix sizes, largest first; the first is the output size")
+    head_width: int = Field(128, ge=16, description="width of the head's attention layers (CPU-sized; 256+ suits SigLIP 2 on a GPU)")
+    head_heads: int = Field(4, ge=1, description="attention heads in the reducer and the pooling")
+    head_queries: int = Field(4, ge=1, description="learned pooling queries")
+    head_layers: int = Field(1, ge=0, description="self-attention layers of the token reducer")
+    head_max_tokens: int = Field(64, ge=1, description="the reducer average-pools the patch grid down to at most this many tokens")
+    head_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    jitter: float = Field(0.08, ge=0.0, le=0.5, description="shopper boxes: each side moves by up to this share of the box (detector error)")
+    token_cache: Path | None = Field(None, description="cached backbone tokens; None: <data_dir>/token-cache")
+
+    @model_validator(mode="after")
+    def _dims_are_prefixes(self) -> EmbeddingSettings:
+        d = self.dims
+        if not d or any(x < 1 for x in d) or list(d) != sorted(set(d), reverse=True):
+            raise ValueError(f"dims must be distinct positive sizes, largest first, got {d}")
+        if self.head_width % self.head_heads:
+            raise ValueError(f"head_width ({self.head_width}) must be a multiple of head_heads ({self.head_heads})")
+        return self
+
+
 class IndexSettings(BaseModel):
     """The vector index: embedded Qdrant by default, a Qdrant cluster when ``url`` is set."""
 
@@ -90,7 +123,7 @@ class IndexSettings(BaseModel):
     online_dim: Literal[64, 128, 256, 512] = 128
     full_dim: int = 512
     hnsw_m: int = Field(16, ge=4, le=128)
-    hnsw_ef_construct: int = Field(128, ge=8)
+    hnsw_ef_construct: int = Field(100, ge=8)
     ef: int = Field(64, ge=1, description="HNSW search breadth")
     rescore_limit: int = Field(100, ge=1, description="candidates stage 1 hands to the 512-d rescore")
     quantization: Literal["none", "int8"] = "none"
@@ -130,11 +163,12 @@ class Settings(BaseSettings):
     synth: SynthSettings = SynthSettings()
     vision: VisionSettings = VisionSettings()
     models: ModelSettings = ModelSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
     index: IndexSettings = IndexSettings()
     serving: ServingSettings = ServingSettings()
 
     @model_validator(mode="after")
-    def _derive_paths(self) -> "Settings":
+    def _derive_paths(self) -> Settings:
         if self.index.path is None:
             self.index.path = self.data_dir / "index"
         if self.models.mlflow_tracking_uri is None:

@@ -43,6 +43,15 @@ def test_register_alias_and_load_back(settings, tmp_path):
     assert listed["visearch-test"]["aliases"] == {"champion": "2", "challenger": "2"}
 
 
+def test_one_run_registers_several_versions(settings, tmp_path):
+    store = ModelStore(settings)
+    with store.run("detector", "two-stages", {}) as run:
+        store.register(run.info.run_id, _model_dir(tmp_path, "stage1"), "visearch-test", {"recipe": "quick"}, alias="quick")
+        store.register(run.info.run_id, _model_dir(tmp_path, "stage2"), "visearch-test", {"recipe": "full"}, alias="full")
+    assert (resolve_model("models:/visearch-test@quick", settings) / "weights.bin").read_text() == "stage1"
+    assert (resolve_model("models:/visearch-test@full", settings) / "weights.bin").read_text() == "stage2"
+
+
 def test_unknown_registry_model(settings):
     with pytest.raises(NotFoundError, match="no such registered model"):
         resolve_model("models:/nothing@champion", settings)

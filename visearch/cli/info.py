@@ -54,17 +54,30 @@ def _datasets(data_dir: Path) -> list[dict[str, Any]]:
 def _models(settings: Settings) -> dict[str, Any]:
     uri = settings.models.mlflow_tracking_uri or ""
     registry = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    exists = bool(registry and registry.is_file()) if registry else None
+    registered: list[dict[str, Any]] = []
+    if exists or registry is None:
+        from visearch.registry import ModelStore
+
+        registered = ModelStore(settings).models()
     return {
         "references": {k: v for k, v in settings.models.model_dump().items() if k in ("detector", "embedder", "backbone")},
         "tracking_uri": uri,
-        "registry_exists": bool(registry and registry.is_file()) if registry else None,
+        "registry_exists": exists,
+        "registered": registered,
     }
 
 
 def _indexes(settings: Settings) -> dict[str, Any]:
     root = settings.index.path
-    versions = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root and root.is_dir() else []
-    return {"backend": settings.index.backend, "path": str(root), "versions": versions}
+    out: dict[str, Any] = {"backend": settings.index.backend, "path": str(root), "versions": []}
+    if settings.index.backend == "edge" and not (root and root.is_dir()):
+        return out
+    from visearch.index import open_index
+
+    out["versions"] = [{"version": v.version, "points": v.points, "current": v.current,
+                        "created_at": v.created_at} for v in open_index(settings).versions()]
+    return out
 
 
 @app.command()
@@ -98,5 +111,9 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="print one JSON ob
     console.print(f"[bold]models[/bold]: registry {m['tracking_uri']} ({'present' if m['registry_exists'] else 'not created yet'})")
     for k, v in m["references"].items():
         console.print(f"  {k}: {v}")
+    for rm in m["registered"]:
+        aliases = ", ".join(f"@{a} → v{v}" for a, v in sorted(rm["aliases"].items()))
+        console.print(f"  registered {rm['name']}: versions {rm['versions']}" + (f" ({aliases})" if aliases else ""))
     ix = report["indexes"]
-    console.print(f"[bold]index[/bold]: {ix['backend']} at {ix['path']}: " + (", ".join(ix["versions"]) or "no versions built"))
+    versions = ", ".join(f"{v['version']} ({v['points']:,} products{', serving' if v['current'] else ''})" for v in ix["versions"])
+    console.print(f"[bold]index[/bold]: {ix['backend']} at {ix['path']}: " + (versions or "no versions built"))

@@ -70,8 +70,11 @@ class ModelStore:
     def register(self, run_id: str, model_dir: Path, name: str, card: dict[str, Any], alias: str | None = None) -> str:
         """Log ``model_dir`` (plus its card) to the run and register it as a new version of ``name``."""
         (model_dir / CARD_FILE).write_text(json.dumps(card, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-        self.client.log_artifacts(run_id, str(model_dir), artifact_path="model")
-        source = f"{self.client.get_run(run_id).info.artifact_uri}/model"
+        # one artifact folder per registration: a run may register several versions (a recipe's stages)
+        taken = {a.path for a in self.client.list_artifacts(run_id, "models")}
+        artifact_path = f"models/{name}-{len(taken) + 1}"
+        self.client.log_artifacts(run_id, str(model_dir), artifact_path=artifact_path)
+        source = f"{self.client.get_run(run_id).info.artifact_uri}/{artifact_path}"
         try:
             self.client.get_registered_model(name)
         except Exception:  # noqa: BLE001 - MLflow signals "missing" with its own exception family

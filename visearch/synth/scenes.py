@@ -50,7 +50,7 @@ class SceneObject:
     article: str | None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _background(name: str) -> np.ndarray:
     import skimage.data
 

@@ -75,6 +75,7 @@ class Detector:
         self.card = card or {}
         self.names: dict[int, str] = dict(self.model.names)
         self.class_agnostic = bool(self.card.get("single_cls", False))
+        self.imgsz = int(vision.detector_imgsz or self.card.get("imgsz") or 640)
 
     @classmethod
     def from_ref(cls, ref: str, settings: Settings) -> Detector:
@@ -95,7 +96,7 @@ class Detector:
         v = self.vision
         for start in range(0, len(images), v.detector_batch):
             batch = [img.convert("RGB") for img in images[start : start + v.detector_batch]]
-            results = self.model.predict(batch, imgsz=v.detector_imgsz, conf=v.detector_conf, iou=v.detector_iou,
+            results = self.model.predict(batch, imgsz=self.imgsz, conf=v.detector_conf, iou=v.detector_iou,
                                          device=v.device, verbose=False, max_det=50)
             for img, res in zip(batch, results, strict=True):
                 dets = []

@@ -79,11 +79,10 @@ def eval_detector(data: Path, settings: Settings, ref: str | None = None, split:
         raise DatasetError(f"{data}: no data.yaml; is it a WB-Synth data set?")
     scenes, by_scene = _split_rows(data, split)
     det = Detector.from_ref(ref or settings.models.detector, settings)
-    imgsz = int(det.card.get("imgsz") or settings.vision.detector_imgsz)
     project = (settings.data_dir / "runs" / "eval").resolve()
 
     def val(single_cls: bool) -> Any:
-        return det.model.val(data=str(yaml), split=split, imgsz=imgsz, batch=settings.vision.detector_batch,
+        return det.model.val(data=str(yaml), split=split, imgsz=det.imgsz, batch=settings.vision.detector_batch,
                              single_cls=single_cls, plots=False, device=settings.vision.device, verbose=False,
                              project=str(project), name="detector", exist_ok=True, save_json=False)
 

@@ -1,0 +1,59 @@
+"""Vectorise a catalog: one full Matryoshka vector per product, from its gallery photos.
+
+A product's vector is the L2-normalised mean of its seller photos' vectors (the same
+rule the embedding evaluation uses), written as ``product_id, vector`` Parquet that
+``visearch index build --vectors`` reads. On a cluster this loop becomes a Ray Data job;
+on one machine it is this batched loop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from visearch.config import Settings
+from visearch.embedding.embedder import Embedder
+from visearch.errors import DatasetError
+from visearch.progress import track
+from visearch.vision.images import ImageLimits, load_image
+
+__all__ = ["vectorize_catalog"]
+
+
+def vectorize_catalog(data: Path, settings: Settings, out: Path, ref: str | None = None, progress: bool = True) -> dict:
+    """Embed every product of ``data/products.parquet`` and write ``out``; returns a summary."""
+    catalog = data / "products.parquet"
+    if not catalog.is_file():
+        raise DatasetError(f"{data}: no products.parquet; is it a WB-Synth data set?")
+    rows = pq.read_table(catalog, columns=["product_id", "image_uris"]).to_pydict()
+    embedder = Embedder.from_ref(ref or settings.models.embedder, settings)
+    limits = ImageLimits.from_settings(settings.vision)
+    batch = max(1, settings.embedding.batch_size // 4)  # products per step; each has a few photos
+    ids: list[str] = []
+    vectors: list[np.ndarray] = []
+    starts = range(0, len(rows["product_id"]), batch)
+    for start in track(starts, len(starts), "vectorising catalog", progress):
+        pids = rows["product_id"][start : start + batch]
+        uris = rows["image_uris"][start : start + batch]
+        photos = [load_image(data / u, limits) for us in uris for u in us]
+        if not photos:
+            continue
+        vec = embedder.embed(photos)
+        at = 0
+        for pid, us in zip(pids, uris, strict=True):
+            if us:
+                mean = vec[at : at + len(us)].mean(axis=0)
+                vectors.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+                ids.append(pid)
+            at += len(us)
+    if not ids:
+        raise DatasetError(f"{catalog}: no product has a gallery photo to embed")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    matrix = np.stack(vectors).astype(np.float32)
+    table = pa.table({"product_id": pa.array(ids, pa.string()),
+                      "vector": pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), matrix.shape[1])})
+    pq.write_table(table, out)
+    return {"products": len(ids), "dim": int(matrix.shape[1]), "out": str(out), "embedder": embedder.ref}

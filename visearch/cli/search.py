@@ -1,0 +1,49 @@
+"""``visearch search PHOTO...``: the whole query in process, as the app will see it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from visearch.cli import app
+from visearch.cli._output import stdout_to_stderr
+from visearch.config import get_settings
+
+
+@app.command()
+def search(
+    photos: Annotated[list[Path], typer.Argument(help="shopper photos (JPEG, PNG, WebP, GIF, BMP, TIFF)")],
+    top: Annotated[int | None, typer.Option("--top", "-k", min=1, max=200, help="products to return [default: VISEARCH_SERVING__TOP_K]")] = None,
+    pick: Annotated[int | None, typer.Option("--object", min=0, help="search this detected object instead of the most confident")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object per photo, one per line")] = False,
+) -> None:
+    """Detect objects, read articles, embed the picked object and find matching products."""
+    from visearch.pipeline import SearchPipeline
+
+    settings = get_settings()
+    console = Console()
+    with stdout_to_stderr(as_json):
+        pipeline = SearchPipeline.from_settings(settings)
+        results = [(p, pipeline.search(p, k=top, pick=pick)) for p in photos]
+    for photo, result in results:
+        if as_json:
+            print(json.dumps({"photo": str(photo), **result.to_dict()}, ensure_ascii=False))
+            continue
+        objects = ", ".join(f"{d.category} {d.score:.2f}" for d in result.objects)
+        console.print(f"[bold]{photo}[/bold]: objects: {objects}; searched object {result.picked}")
+        for a in result.articles:
+            console.print(f"  article {a.article} → product {a.product_id} (direct hit, object {a.object_index})")
+        table = Table(show_header=True)
+        for col in ("#", "product", "score", "category", "price", "title"):
+            table.add_column(col)
+        for n, h in enumerate(result.products, start=1):
+            p = h.payload
+            table.add_row(str(n), h.product_id, f"{h.score:.3f}", str(p.get("category", "")), str(p.get("price", "")),
+                          str(p.get("title", ""))[:60])
+        console.print(table)
+        console.print("  " + ", ".join(f"{k} {v:.0f} ms" for k, v in result.timings_ms.items()))

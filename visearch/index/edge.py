@@ -1,0 +1,380 @@
+"""The embedded backend: Qdrant's engine in-process (``qdrant-edge-py``), versions on local disk.
+
+Each version is one Edge shard (one optimized segment: the HNSW graph over the
+``online`` vectors, the ``full`` vectors beside it without a graph, payload and
+payload indexes) in its own directory; :class:`~visearch.index.versions.VersionStore`
+switches between them. The engine is single-writer and holds the GIL while it
+searches, so a process serves one version read-only and scales out by processes
+(Serve replicas); builds and updates write new directories, never the served one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import qdrant_edge as qe
+
+from visearch.config import IndexSettings
+from visearch.errors import InvalidArgumentError, NotFoundError
+from visearch.index.base import (
+    FULL,
+    ONLINE,
+    BaseIndex,
+    Component,
+    Hit,
+    IndexStats,
+    ProductBatch,
+    ProgressFn,
+    SearchFilter,
+    SearchMode,
+    VersionInfo,
+    point_id,
+)
+from visearch.index.validation import INDEXED_FIELDS
+from visearch.index.versions import SHARD, VersionStore, allocated_bytes
+
+__all__ = ["EdgeIndex"]
+
+#: a build makes one segment, whatever the size: one graph to search is what makes one thread fast
+_MAX_SEGMENT_KB = 1 << 40
+#: segments an updated version may keep: the build's big one plus a few small ones of changes
+_UPDATE_SEGMENTS = 4
+_ID_ONLY = qe.PayloadSelector.Include(["product_id"])
+_SCHEMA = {"keyword": qe.PayloadSchemaType.Keyword, "float": qe.PayloadSchemaType.Float}
+#: storage parts by directory name, and whether they must sit in RAM to serve fast
+_PARTS = {
+    f"vector_storage-{ONLINE}": ("online vectors (fp16)", "ram"),
+    f"vector_index-{ONLINE}": ("hnsw graph", "ram"),
+    f"vector_storage-{FULL}": ("full vectors (fp16)", "disk"),
+    f"vector_index-{FULL}": ("full vectors: no graph", "ram"),
+    "payload_storage": ("payload", "disk"),
+    "payload_index": ("payload indexes", "ram"),
+}
+
+
+@dataclass
+class _Staged:
+    version: str
+    path: Path
+    shard: qe.EdgeShard
+
+
+class EdgeIndex(BaseIndex[_Staged]):
+    """:class:`~visearch.index.base.VectorIndex` on ``qdrant-edge-py`` under ``settings.path``."""
+
+    backend = "edge"
+
+    def __init__(self, settings: IndexSettings) -> None:
+        super().__init__(settings)
+        if settings.path is None:
+            raise InvalidArgumentError(
+                "index.path is not set; build settings with Settings(...), which derives it from data_dir"
+            )
+        self.store = VersionStore(Path(settings.path))
+        self._shard: qe.EdgeShard | None = None
+        self._info: VersionInfo | None = None
+
+    @property
+    def location(self) -> str:
+        return str(self.store.root)
+
+    # ------------------------------------------------------------------ config
+    def _config(self, info: VersionInfo, segments: int = 1) -> qe.EdgeConfig:
+        quant = (
+            qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Pinned)
+            if info.quantization == "int8"
+            else None
+        )
+        graph = qe.HnswIndexConfig(
+            m=info.hnsw_m,
+            ef_construct=info.hnsw_ef_construct,
+            full_scan_threshold=self.settings.full_scan_threshold_kb,
+        )
+        return qe.EdgeConfig(
+            vectors={
+                ONLINE: qe.EdgeVectorParams(
+                    size=info.online_dim,
+                    distance=qe.Distance.Dot,
+                    datatype=qe.VectorStorageDatatype.Float16,
+                    quantization_config=quant,
+                ),
+                FULL: qe.EdgeVectorParams(
+                    size=info.full_dim,
+                    distance=qe.Distance.Dot,
+                    datatype=qe.VectorStorageDatatype.Float16,
+                    memory=qe.Memory.Cold if info.full_on_disk else qe.Memory.Cached,
+                    # m=0: no graph for the rescoring vector, it is only read for candidates
+                    hnsw_config=qe.HnswIndexConfig(
+                        m=0,
+                        ef_construct=info.hnsw_ef_construct,
+                        full_scan_threshold=self.settings.full_scan_threshold_kb,
+                    ),
+                ),
+            },
+            hnsw_config=graph,
+            optimizers=qe.EdgeOptimizersConfig(
+                default_segment_number=segments,
+                max_segment_size=_MAX_SEGMENT_KB,
+                indexing_threshold=1,
+            ),
+            payload_memory=qe.Memory.Cold,
+            wal_enabled=False,
+        )
+
+    # ------------------------------------------------------------------ reading
+    def _serving(self) -> VersionInfo:
+        if self._shard is None:
+            self._open()
+        assert self._info is not None
+        return self._info
+
+    def _open(self) -> None:
+        cur = self.store.current()
+        if cur is None:
+            raise NotFoundError(f"no index built at {self.store.root}; build one: visearch index build --vectors FILE")
+        info = next(v for v in self._list() if v.version == cur)
+        self._shard = qe.EdgeShard.load(str(self.store.shard_path(cur)))
+        self._info = info
+
+    def refresh(self) -> bool:
+        cur = self.store.current()
+        if self._info is not None and self._info.version == cur:
+            return False
+        had = self._shard is not None
+        self.close()
+        if cur is None:
+            return had
+        self._open()
+        return True
+
+    def close(self) -> None:
+        shard, self._shard, self._info = self._shard, None, None
+        if shard is not None:
+            shard.close()
+
+    def _filter(self, flt: SearchFilter | None, *extra: Any) -> qe.Filter | None:
+        must: list[Any] = list(extra)
+        if flt is not None:
+            if len(flt.categories) == 1:
+                must.append(qe.FieldCondition(key="category", match=qe.MatchValue(flt.categories[0])))
+            elif flt.categories:
+                must.append(qe.FieldCondition(key="category", match=qe.MatchAny(list(flt.categories))))
+            if flt.price_min is not None or flt.price_max is not None:
+                must.append(qe.FieldCondition(key="price", range=qe.RangeFloat(gte=flt.price_min, lte=flt.price_max)))
+        return qe.Filter(must=must) if must else None
+
+    @staticmethod
+    def _hit(point: Any, score: float, with_payload: bool) -> Hit:
+        payload = point.payload or {}  # a fresh dict per access
+        pid = payload.get("product_id")
+        return Hit(str(pid if pid is not None else point.id), float(score), payload if with_payload else {})
+
+    def _query(
+        self,
+        full: np.ndarray,
+        online: np.ndarray,
+        *,
+        k: int,
+        mode: SearchMode,
+        filter: SearchFilter | None,
+        ef: int,
+        candidates: int,
+        with_payload: bool,
+    ) -> list[list[Hit]]:
+        assert self._shard is not None and self._info is not None
+        flt = self._filter(filter)
+        payload: Any = True if with_payload else _ID_ONLY
+        quantized = self._info.quantization != "none"
+        if mode == "hnsw":
+            params = qe.SearchParams(
+                hnsw_ef=ef, quantization=qe.QuantizationSearchParams(rescore=True) if quantized else None
+            )
+        else:
+            # stage 1 needs no rescore of its own: stage 2 rescores with the full vector
+            params = qe.SearchParams(
+                hnsw_ef=max(ef, candidates),
+                quantization=qe.QuantizationSearchParams(rescore=False) if quantized else None,
+            )
+        requests = []
+        for i in range(len(online)):
+            if mode == "hnsw":
+                req = qe.QueryRequest(
+                    limit=k,
+                    query=qe.Query.Nearest(online[i], using=ONLINE),
+                    params=params,
+                    filter=flt,
+                    with_payload=payload,
+                )
+            elif mode == "two_stage":
+                stage1 = qe.Prefetch(
+                    limit=candidates, query=qe.Query.Nearest(online[i], using=ONLINE), params=params, filter=flt
+                )
+                req = qe.QueryRequest(
+                    limit=k, prefetches=[stage1], query=qe.Query.Nearest(full[i], using=FULL), with_payload=payload
+                )
+            else:
+                req = qe.QueryRequest(
+                    limit=k,
+                    query=qe.Query.Nearest(full[i], using=FULL),
+                    params=qe.SearchParams(exact=True),
+                    filter=flt,
+                    with_payload=payload,
+                )
+            requests.append(req)
+        if len(requests) == 1:
+            results = [self._shard.query(requests[0])]
+        else:
+            results = self._shard.query_batch(qe.QueryBatchRequest(requests))
+        return [[self._hit(p, p.score, with_payload) for p in res] for res in results]
+
+    def _lookup(self, article: str, limit: int, filter: SearchFilter | None) -> list[Hit]:
+        assert self._shard is not None
+        flt = self._filter(filter, qe.FieldCondition(key="article", match=qe.MatchValue(article)))
+        records, _ = self._shard.scroll(qe.ScrollRequest(limit=limit, filter=flt, with_payload=True, with_vector=False))
+        return [self._hit(r, 1.0, True) for r in records]
+
+    def _retrieve(self, product_ids: list[str]) -> dict[str, dict[str, Any]]:
+        assert self._shard is not None
+        records = self._shard.retrieve([point_id(p) for p in product_ids], with_payload=True, with_vector=False)
+        return {str(r.payload["product_id"]): dict(r.payload) for r in records if r.payload}
+
+    def _count(self) -> int:
+        assert self._shard is not None
+        return int(self._shard.count(qe.CountRequest(exact=True)))
+
+    def _export(self, batch_size: int) -> Iterator[ProductBatch]:
+        shard = self._shard
+        assert shard is not None
+        offset: Any = None
+        while True:
+            records, offset = shard.scroll(
+                qe.ScrollRequest(offset=offset, limit=batch_size, with_payload=True, with_vector=[FULL])
+            )
+            if records:
+                vectors = np.asarray([r.vector[FULL] for r in records], dtype=np.float32)
+                payloads = [dict(r.payload) for r in records]
+                yield ProductBatch([p["product_id"] for p in payloads], vectors, payloads)
+            if offset is None:
+                return
+
+    # ------------------------------------------------------------------ writing
+    def _lock(self) -> contextlib.AbstractContextManager[None]:
+        return self.store.lock()
+
+    def _cleanup(self) -> list[str]:
+        return self.store.cleanup()
+
+    def _list(self) -> list[VersionInfo]:
+        cur = self.store.current()
+        return [VersionInfo.from_manifest(m, current=m.get("version") == cur) for m in self.store.manifests()]
+
+    def _current_id(self) -> str | None:
+        return self.store.current()
+
+    def _create(self, info: VersionInfo) -> _Staged:
+        path = self.store.stage(info.version)
+        shard = qe.EdgeShard.create(str(path / SHARD), self._config(info))
+        for name, kind in INDEXED_FIELDS.items():
+            shard.update(qe.UpdateOperation.create_field_index(name, _SCHEMA[kind]))
+        return _Staged(info.version, path, shard)
+
+    def _copy(self, source: VersionInfo, info: VersionInfo, progress: ProgressFn) -> _Staged:
+        path = self.store.stage(info.version)
+        self.store.copy_tree(self.store.shard_path(source.version), path / SHARD, lambda d, t: progress("copy", d, t))
+        # the changes get a segment (and a small graph) of their own instead of a merge
+        # that would rebuild the big graph; small segments merge among themselves
+        config = self._config(info, segments=_UPDATE_SEGMENTS)
+        return _Staged(info.version, path, qe.EdgeShard.load(str(path / SHARD), config))
+
+    def _upsert(
+        self, staged: _Staged, ids: list[str], full: np.ndarray, online: np.ndarray, payloads: list[dict[str, Any]]
+    ) -> None:
+        # lists of floats cross into the engine faster than numpy rows
+        online_rows, full_rows = online.tolist(), full.tolist()
+        points = [
+            qe.Point(point_id(pid), {ONLINE: online_rows[i], FULL: full_rows[i]}, payloads[i])
+            for i, pid in enumerate(ids)
+        ]
+        staged.shard.update(qe.UpdateOperation.upsert_points(points))
+
+    def _update_vectors(self, staged: _Staged, ids: list[str], full: np.ndarray, online: np.ndarray) -> None:
+        vectors = [qe.PointVectors(point_id(pid), {ONLINE: online[i], FULL: full[i]}) for i, pid in enumerate(ids)]
+        staged.shard.update(qe.UpdateOperation.update_vectors(vectors))
+
+    def _set_payload(self, staged: _Staged, product_id: str, payload: dict[str, Any]) -> None:
+        staged.shard.update(qe.UpdateOperation.set_payload([point_id(product_id)], payload))
+
+    def _delete(self, staged: _Staged, ids: list[str]) -> None:
+        staged.shard.update(qe.UpdateOperation.delete_points([point_id(p) for p in ids]))
+
+    def _existing(self, staged: _Staged, ids: list[str]) -> set[str]:
+        by_point = {point_id(p): p for p in ids}
+        keys = list(by_point)
+        found: set[str] = set()
+        for i in range(0, len(keys), 1024):
+            for r in staged.shard.retrieve(keys[i : i + 1024], with_payload=False, with_vector=False):
+                found.add(by_point[str(r.id)])
+        return found
+
+    def _finish(self, staged: _Staged) -> int:
+        staged.shard.optimize()
+        staged.shard.flush()
+        return int(staged.shard.count(qe.CountRequest(exact=True)))
+
+    def _commit(self, staged: _Staged, info: VersionInfo) -> None:
+        staged.shard.close()
+        self.store.commit(info.version, staged.path, info.to_manifest())
+
+    def _discard(self, staged: _Staged) -> None:
+        with contextlib.suppress(Exception):
+            staged.shard.close()
+        shutil.rmtree(staged.path, ignore_errors=True)
+
+    def _switch(self, version: str) -> None:
+        self.store.switch(version)
+
+    def _drop(self, version: str) -> None:
+        self.store.drop(version)
+
+    # ------------------------------------------------------------------ stats
+    def stats(self) -> IndexStats:
+        """Versions, and what the serving version costs, measured from its files (allocated bytes)."""
+        versions = self._list()
+        cur = self.store.current()
+        sizes: dict[tuple[str, str], int] = {}
+        points = 0
+        if cur is not None:
+            info = next(v for v in versions if v.version == cur)
+            points = info.points
+            shard_dir = self.store.shard_path(cur)
+            for f in shard_dir.rglob("*"):
+                if not f.is_file():
+                    continue
+                name, where = "id tracker and segment metadata", "ram"
+                for part in f.relative_to(shard_dir).parts:
+                    if part in _PARTS:
+                        name, where = _PARTS[part]
+                        break
+                if name.startswith("full vectors (") and not info.full_on_disk:
+                    where = "ram"
+                if "quantized" in f.name or "quantized" in str(f.parent.name):
+                    name, where = "int8 quantized vectors", "ram"
+                key = (name, where)
+                sizes[key] = sizes.get(key, 0) + f.stat().st_blocks * 512
+        components = [Component(n, b, w) for (n, w), b in sorted(sizes.items(), key=lambda kv: -kv[1])]  # type: ignore[arg-type]
+        return IndexStats(
+            backend=self.backend,
+            location=self.location,
+            current=cur,
+            versions=versions,
+            points=points,
+            components=components,
+            estimated=False,
+            version_disk={v.version: allocated_bytes(self.store.root / v.version) for v in versions},
+        )

@@ -1,0 +1,176 @@
+"""Checks every vector and payload passes before it reaches the engine.
+
+Qdrant accepts a NaN or a 511-float vector without complaint and then ranks
+garbage, so the index refuses them at the door, naming the row or product and
+the fix. Data files raise :class:`~visearch.errors.DatasetError`; values passed
+by a caller raise :class:`~visearch.errors.InvalidArgumentError`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from visearch.errors import DatasetError, InvalidArgumentError, VisearchError
+
+__all__ = [
+    "INDEXED_FIELDS",
+    "as_matrix",
+    "normalise_rows",
+    "split_vectors",
+    "clean_payload",
+    "check_product_id",
+]
+
+#: payload fields with a payload index: name -> kind (keyword or float)
+INDEXED_FIELDS: dict[str, str] = {"category": "keyword", "article": "keyword", "price": "float"}
+
+
+def _name(row: int, ids: Sequence[str] | None) -> str:
+    return f"product {ids[row]!r}" if ids is not None and row < len(ids) else f"row {row}"
+
+
+def as_matrix(
+    values: Any,
+    dim: int | Sequence[int],
+    *,
+    what: str,
+    ids: Sequence[str] | None = None,
+    error: type[VisearchError] = InvalidArgumentError,
+) -> np.ndarray:
+    """Return ``values`` as a C-contiguous float32 ``(n, d)`` matrix, ``d`` in ``dim``.
+
+    One vector (1-D) becomes a one-row matrix. Raises ``error`` for a wrong width,
+    a non-numeric array, or any NaN / infinite value (naming the first bad row).
+    """
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError) as e:
+        raise error(f"{what}: not a numeric array ({e}); give vectors of {' or '.join(map(str, dims))} floats") from e
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise error(
+            f"{what}: expected numbers, got dtype {arr.dtype}; give vectors of {' or '.join(map(str, dims))} floats"
+        )
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] not in dims:
+        want = " or ".join(str(d) for d in dims)
+        raise error(f"{what}: expected vectors of {want} floats, got shape {tuple(np.shape(values))}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    finite = np.isfinite(arr).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise error(f"{what}: {_name(row, ids)} has NaN or infinite values; re-embed it or drop it")
+    return arr
+
+
+def normalise_rows(
+    arr: np.ndarray, *, what: str, ids: Sequence[str] | None = None, error: type[VisearchError] = InvalidArgumentError
+) -> np.ndarray:
+    """L2-normalise rows (a copy), refusing all-zero rows, which have no direction to search by."""
+    norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))[:, None]
+    zero = norms[:, 0] < 1e-12
+    if zero.any():
+        row = int(np.flatnonzero(zero)[0])
+        raise error(f"{what}: {_name(row, ids)} is an all-zero vector; it has no direction to search by")
+    return (arr / norms).astype(np.float32, copy=False)
+
+
+def split_vectors(
+    full: np.ndarray,
+    online_dim: int,
+    *,
+    what: str,
+    ids: Sequence[str] | None = None,
+    error: type[VisearchError] = InvalidArgumentError,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised full vectors and their re-normalised MRL prefix of ``online_dim`` dims."""
+    full_n = normalise_rows(full, what=what, ids=ids, error=error)
+    online = normalise_rows(
+        np.ascontiguousarray(full_n[:, :online_dim]), what=f"{what} (first {online_dim} dims)", ids=ids, error=error
+    )
+    return full_n, online
+
+
+def check_product_id(value: Any, *, where: str, error: type[VisearchError] = DatasetError) -> str:
+    """A product id is a non-empty string without surrounding whitespace."""
+    if not isinstance(value, str) or not value or value != value.strip():
+        raise error(f"{where}: product_id must be a non-empty string without surrounding spaces, got {value!r}")
+    return value
+
+
+_SIMPLE = (str, int, bool, type(None))
+
+
+def _plain(value: Any, key: str, where: str, error: type[VisearchError]) -> Any:
+    """JSON-ready Python value: numpy scalars unwrapped, NaN -> None, dates -> ISO strings."""
+    if type(value) in _SIMPLE:  # the common case, first
+        return value
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        return value.isoformat()
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, key, where, error) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, key, where, error) for k, v in value.items()}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise error(f"{where}: payload field {key!r} has a value of type {type(value).__name__}, which JSON cannot hold")
+
+
+def clean_payload(
+    payload: Any,
+    product_id: str,
+    *,
+    where: str,
+    partial: bool = False,
+    error: type[VisearchError] = DatasetError,
+) -> dict[str, Any]:
+    """Validate one product's payload and return a JSON-ready copy carrying ``product_id``.
+
+    Every value becomes what JSON can hold (numpy scalars unwrapped, NaN -> None,
+    dates -> ISO strings); anything else is refused, naming the field.
+
+    The indexed fields must have the types their payload index expects: ``category``
+    and ``article`` strings (an integer article is turned into its digits), ``price``
+    a finite non-negative number. ``partial`` is for payload-only changes: the result
+    then holds only the given keys, and must hold at least one.
+    """
+    if not isinstance(payload, Mapping):
+        raise error(f"{where}: payload must be an object of field -> value, got {type(payload).__name__}")
+    out: dict[str, Any] = {}
+    for key, value in payload.items():
+        if not isinstance(key, str) or not key:
+            raise error(f"{where}: payload keys must be non-empty strings, got {key!r}")
+        out[key] = _plain(value, key, where, error)
+    pid = out.get("product_id", product_id)
+    if pid != product_id:
+        raise error(f"{where}: payload product_id {pid!r} differs from the entry's product_id {product_id!r}")
+    if partial:
+        out.pop("product_id", None)
+        if not out:
+            raise error(f"{where}: a payload change must set at least one field other than product_id")
+    else:
+        out["product_id"] = product_id
+    for key in ("category", "article"):
+        value = out.get(key)
+        if key == "article" and isinstance(value, int) and not isinstance(value, bool):
+            value = out[key] = str(value)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise error(f"{where}: {key} must be a non-empty string (it has a keyword index), got {value!r}")
+    price = out.get("price")
+    if price is not None:
+        if isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price) or price < 0:
+            raise error(f"{where}: price must be a finite number >= 0, got {price!r}")
+        out["price"] = float(price)
+    return out
