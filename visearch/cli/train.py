@@ -1,4 +1,8 @@
-"""``visearch train ...``: offline training jobs, each logged to MLflow and registered."""
+"""``visearch train ...``: offline training jobs, each logged to MLflow and registered.
+
+This module holds the ``train`` group, the options every job shares and the
+``--if-missing`` rule; each job module registers its command on :data:`train_app`.
+"""
 
 from __future__ import annotations
 
@@ -10,34 +14,53 @@ import typer
 from rich.console import Console
 
 from visearch.cli import app
-from visearch.config import get_settings
-from visearch.errors import NotFoundError
+from visearch.config import Settings, get_settings
+from visearch.errors import InvalidArgumentError, NotFoundError
 from visearch.registry import ModelStore, parse_ref
 
 train_app = typer.Typer(help="Train a model on WB-Synth, log it to MLflow and register a version.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
+Data = Annotated[Path, typer.Option("--data", help="WB-Synth data set folder")]
+Alias = Annotated[str | None, typer.Option("--alias", help="registry alias to point at the new version, e.g. champion")]
+IfMissing = Annotated[bool, typer.Option("--if-missing", help="do nothing when --alias already names a version")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+
+
+def check_recipe(recipe: str, known: dict) -> None:
+    """Refuse an unknown recipe before any heavy import, so a typo fails at once."""
+    if recipe not in known:
+        raise InvalidArgumentError(f"unknown recipe {recipe!r}; choose one of {', '.join(known)}")
+
+
+def already_registered(settings: Settings, name: str, alias: str | None, if_missing: bool, console: Console) -> bool:
+    """With ``--if-missing``, whether ``models:/name@alias`` exists (and is reused)."""
+    if not (if_missing and alias):
+        return False
+    try:
+        version = ModelStore(settings).version_of(parse_ref(f"models:/{name}@{alias}"))
+    except NotFoundError:
+        return False
+    console.print(f"models:/{name}@{alias} is version {version}: reusing it")
+    return True
+
 
 @train_app.command("detector")
 def detector(
-    data: Annotated[Path, typer.Option("--data", help="WB-Synth data set folder")],
+    data: Data,
     recipe: Annotated[str, typer.Option("--recipe", help="quick (class-agnostic, minutes), full (categories, hours), tiny (smoke test)")] = "quick",
-    alias: Annotated[str | None, typer.Option("--alias", help="registry alias to point at the new version, e.g. champion")] = None,
+    alias: Alias = None,
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="override the last stage's epochs")] = None,
-    if_missing: Annotated[bool, typer.Option("--if-missing", help="do nothing when --alias already names a version")] = False,
+    if_missing: IfMissing = False,
 ) -> None:
     """Train YOLO (from yolo11n.yaml, no download) and register a version of visearch-detector."""
-    from training.detector import MODEL_NAME, train_detector
+    from training.detector import MODEL_NAME, RECIPES, train_detector
 
+    check_recipe(recipe, RECIPES)
     settings = get_settings()
     console = Console()
-    if if_missing and alias:
-        try:
-            version = ModelStore(settings).version_of(parse_ref(f"models:/{MODEL_NAME}@{alias}"))
-            console.print(f"models:/{MODEL_NAME}@{alias} is version {version}: reusing it")
-            return
-        except NotFoundError:
-            pass
+    if already_registered(settings, MODEL_NAME, alias, if_missing, console):
+        return
     card = train_detector(data, settings, recipe=recipe, alias=alias, epochs=epochs)
     console.print(f"registered {MODEL_NAME} version {card['version']}" + (f" as @{alias}" if alias else "")
                   + f" in {card['train_seconds']:.0f} s")
