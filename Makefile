@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## demo: the main job end to end on the embedded defaults (first run trains the quick
-## models, about 45 minutes on 2 cores; later runs reuse the registered ones)
+## models, about 35 minutes on 2 cores; later runs reuse the registered ones)
 demo: $(STAMP)
 	$(VENV)/bin/visearch synth --out $(DEMO_DIR) --products $(DEMO_PRODUCTS) --seed 0 --preview --quiet
 	$(VENV)/bin/visearch synth --check $(DEMO_DIR)
