@@ -48,7 +48,7 @@ class DetectorRecipe:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-_QUICK = DetectorStage(epochs=10, single_cls=True, imgsz=192, lr0=0.003, close_mosaic=3)
+_QUICK = DetectorStage(epochs=14, single_cls=True, imgsz=160, lr0=0.003, close_mosaic=4)
 _QUICK_NOTE = "class-agnostic boxes only (categories are not learned); for make demo"
 
 RECIPES: dict[str, DetectorRecipe] = {
