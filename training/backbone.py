@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from training.recipes import pick_recipe
 from visearch.config import Settings
 from visearch.embedding.archs import DEFAULT_ARCH, TEST_ARCH, model_config, register_timm_models
 from visearch.embedding.backbone import pick_device, save_backbone_folder
@@ -160,9 +161,7 @@ def train_backbone(data: Path, settings: Settings, recipe: str = "quick", alias:
         InvalidArgumentError: an unknown recipe.
         DatasetError: not a WB-Synth set, or no training products.
     """
-    if recipe not in RECIPES:
-        raise InvalidArgumentError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
-    rec = RECIPES[recipe]
+    rec = pick_recipe(recipe, RECIPES)
     started = time.time()
     dataset = open_dataset(data)
     if not dataset.split_products("train"):

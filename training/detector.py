@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.recipes import pick_recipe
 from visearch.config import Settings
 from visearch.errors import DatasetError, InvalidArgumentError
 from visearch.registry import ModelStore
@@ -126,9 +127,7 @@ def train_detector(
     epochs: int | None = None,
 ) -> dict[str, Any]:
     """Train ``recipe`` on the WB-Synth set at ``data``; returns the registered version's card."""
-    if recipe not in RECIPES:
-        raise InvalidArgumentError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
-    rec = RECIPES[recipe]
+    rec = pick_recipe(recipe, RECIPES)
     if epochs is not None:  # override the last stage's length (handy for smoke tests)
         if epochs < 1:
             raise InvalidArgumentError(f"--epochs must be at least 1, got {epochs}")

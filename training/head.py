@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from training.recipes import pick_recipe
 from visearch.config import Settings
 from visearch.embedding.backbone import Backbone
 from visearch.embedding.data import clean_pairs, group_by, open_dataset
@@ -32,7 +33,7 @@ from visearch.embedding.head import AttentionHead
 from visearch.embedding.mrl import MatryoshkaInfoNCE
 from visearch.embedding.schedule import Schedule
 from visearch.embedding.tokens import TokenCache
-from visearch.errors import DatasetError, InvalidArgumentError
+from visearch.errors import DatasetError
 from visearch.progress import track
 from visearch.registry import ModelStore, parse_ref
 
@@ -116,9 +117,7 @@ def train_head(data: Path, settings: Settings, recipe: str = "quick", backbone: 
         DatasetError: not a WB-Synth set, or no shopper photos to learn from.
         NotFoundError: the backbone reference names nothing.
     """
-    if recipe not in RECIPES:
-        raise InvalidArgumentError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
-    rec = RECIPES[recipe]
+    rec = pick_recipe(recipe, RECIPES)
     started = time.time()
     dataset = open_dataset(data)
     if not dataset.scene_objects("train"):

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from visearch.cli import app
 from visearch.config import Settings, get_settings
-from visearch.errors import InvalidArgumentError, NotFoundError
+from visearch.errors import NotFoundError
 from visearch.registry import ModelStore, parse_ref
 
 train_app = typer.Typer(help="Train a model on WB-Synth, log it to MLflow and register a version.", no_args_is_help=True)
@@ -29,8 +29,9 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
 
 def check_recipe(recipe: str, known: dict) -> None:
     """Refuse an unknown recipe before any heavy import, so a typo fails at once."""
-    if recipe not in known:
-        raise InvalidArgumentError(f"unknown recipe {recipe!r}; choose one of {', '.join(known)}")
+    from training.recipes import pick_recipe
+
+    pick_recipe(recipe, known)
 
 
 def already_registered(settings: Settings, name: str, alias: str | None, if_missing: bool, console: Console) -> bool:

@@ -798,6 +798,13 @@ class BaseIndex(abc.ABC, Generic[S]):
     @abc.abstractmethod
     def _lookup(self, article: str, limit: int, filter: SearchFilter | None) -> list[Hit]: ...
 
+    @staticmethod
+    def _hit(point: Any, score: float, with_payload: bool) -> Hit:
+        """A hit from an engine point (edge or cluster): the product id lives in the payload."""
+        payload = dict(point.payload or {})
+        pid = payload.get("product_id")
+        return Hit(str(pid if pid is not None else point.id), float(score), payload if with_payload else {})
+
     @abc.abstractmethod
     def _retrieve(self, product_ids: list[str]) -> dict[str, dict[str, Any]]: ...
 

@@ -129,11 +129,6 @@ class ClusterIndex(BaseIndex[str]):
                 )
         return models.Filter(must=must) if must else None
 
-    @staticmethod
-    def _hit(point: Any, score: float, with_payload: bool) -> Hit:
-        payload = dict(point.payload or {})
-        pid = payload.get("product_id")
-        return Hit(str(pid if pid is not None else point.id), float(score), payload if with_payload else {})
 
     def _query(
         self,

@@ -169,11 +169,6 @@ class EdgeIndex(BaseIndex[_Staged]):
                 must.append(qe.FieldCondition(key="price", range=qe.RangeFloat(gte=flt.price_min, lte=flt.price_max)))
         return qe.Filter(must=must) if must else None
 
-    @staticmethod
-    def _hit(point: Any, score: float, with_payload: bool) -> Hit:
-        payload = point.payload or {}  # a fresh dict per access
-        pid = payload.get("product_id")
-        return Hit(str(pid if pid is not None else point.id), float(score), payload if with_payload else {})
 
     def _query(
         self,
