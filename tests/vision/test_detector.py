@@ -46,3 +46,20 @@ def test_fallback_is_the_whole_image(trained):
 def test_missing_weights(tmp_path):
     with pytest.raises(NotFoundError):
         Detector.from_ref(f"local-dir:{tmp_path / 'none'}", Settings(data_dir=tmp_path))
+
+
+def test_detection_uses_the_configured_threads(trained, tiny_synth):
+    # ultralytics alone resets torch to cpu_count - 1 threads whenever it picks a device
+    import torch
+
+    _, settings = trained
+    before = torch.get_num_threads()
+    try:
+        for threads in (2, 1):
+            torch.set_num_threads(3)
+            vision = settings.vision.model_copy(update={"threads": threads})
+            det = Detector.from_ref("models:/visearch-detector@smoke", settings.model_copy(update={"vision": vision}))
+            det.detect([Image.new("RGB", (96, 96), (200, 30, 30))])
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)

@@ -20,7 +20,7 @@ from visearch.config import Settings, VisionSettings
 from visearch.errors import NotFoundError
 from visearch.registry import CARD_FILE, resolve_model
 
-__all__ = ["Detection", "Detector", "configure_ultralytics", "WEIGHTS_FILE"]
+__all__ = ["Detection", "Detector", "configure_ultralytics", "use_threads", "WEIGHTS_FILE"]
 
 WEIGHTS_FILE = "weights.pt"
 _INTEGRATIONS_OFF = ("clearml", "comet", "dvc", "hub", "mlflow", "neptune", "raytune", "tensorboard", "wandb")
@@ -44,6 +44,24 @@ def configure_ultralytics(data_dir: Path) -> None:
     }
     if any(settings.get(k) != v for k, v in wanted.items()):
         settings.update(wanted)
+
+
+def use_threads(model: Any, threads: int | None) -> int:
+    """Run ``model``'s training, validation and prediction on ``threads`` CPU threads (default: every core).
+
+    Ultralytics sets torch to ``cpu_count - 1`` threads whenever it picks a device, which
+    leaves one of two cores idle; its callbacks run right after that choice.
+    """
+    import torch
+
+    n = threads or os.cpu_count() or 1
+
+    def set_threads(_: Any) -> None:
+        torch.set_num_threads(n)
+
+    for event in ("on_pretrain_routine_start", "on_val_start", "on_predict_start"):
+        model.add_callback(event, set_threads)
+    return n
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,7 @@ class Detector:
         if not Path(weights).is_file():
             raise NotFoundError(f"{weights}: no such YOLO weights file")
         self.model = YOLO(str(weights), task="detect")
+        use_threads(self.model, vision.threads)
         self.vision = vision
         self.card = card or {}
         self.names: dict[int, str] = dict(self.model.names)
