@@ -54,6 +54,25 @@ def test_local_folder_is_frozen_and_gives_patch_tokens(pico_folder, settings):
         assert torch.allclose(_outputs(other)[0], tokens) and other.fingerprint == bb.fingerprint
 
 
+@pytest.mark.parametrize("arch", ["ViT-Ti-C16-SigLIP-WBSynth-128", "ViT-Ti-16-SigLIP-WBSynth-128"])
+def test_default_architectures_round_trip_through_a_folder(arch, settings, tmp_path):
+    # the conv stem (BatchNorm statistics included) and the plain patchify both load back exactly
+    from training.backbone import build_model
+    from visearch.embedding.backbone import save_backbone_folder
+
+    model, config = build_model(arch, seed=1)
+    model.train()
+    with torch.no_grad():  # move the BatchNorm running statistics away from their initial values
+        model.encode_image(torch.randn(8, 3, 128, 128) * 2 + 1)
+    model.eval()
+    bb = Backbone.from_ref(str(save_backbone_folder(model, config, tmp_path / arch)), settings)
+    tokens, pooled = _outputs(bb)
+    assert bb.grid == (8, 8) and tokens.shape == (3, 64, 192)
+    with torch.inference_mode():
+        own = model.encode_image(bb.pixels(_photos()), normalize=True)
+    assert torch.allclose(pooled, own, atol=1e-5)
+
+
 def test_registry_reference(pico_folder, settings, tmp_path):
     store = ModelStore(settings)
     folder = tmp_path / "to-register"
