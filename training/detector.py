@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ RECIPES: dict[str, DetectorRecipe] = {
     "quick": DetectorRecipe("quick", (_QUICK,), note=_QUICK_NOTE),
     "full": DetectorRecipe(
         "full",
-        (DetectorStage(**{**asdict(_QUICK), "register_as": "quick"}),
+        (replace(_QUICK, register_as="quick"),
          # boxes are learned by then: a heavier classification loss, at 224 px (~1.5 min an epoch on 2 cores)
          DetectorStage(epochs=45, single_cls=False, imgsz=224, lr0=0.002, close_mosaic=12, cls=1.5, nbs=32)),
         note="the quick recipe's class-agnostic boxes first, then categories from those weights",
@@ -137,7 +137,7 @@ def train_detector(
     if epochs is not None:  # override the last stage's length (handy for smoke tests)
         if epochs < 1:
             raise InvalidArgumentError(f"--epochs must be at least 1, got {epochs}")
-        rec = DetectorRecipe(rec.name, (*rec.stages[:-1], DetectorStage(**{**asdict(rec.stages[-1]), "epochs": epochs})), rec.note)
+        rec = DetectorRecipe(rec.name, (*rec.stages[:-1], replace(rec.stages[-1], epochs=epochs)), rec.note)
     yaml = _data_yaml(data)
     manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8")) if (data / "manifest.json").is_file() else {}
     configure_ultralytics(settings.data_dir)
