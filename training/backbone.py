@@ -33,6 +33,7 @@ from visearch.embedding.archs import DEFAULT_ARCH, TEST_ARCH, model_config, regi
 from visearch.embedding.backbone import pick_device, save_backbone_folder
 from visearch.embedding.data import Dataset, ImageItem, card_text, open_dataset
 from visearch.embedding.evaluate import product_vectors, retrieval_metrics
+from visearch.embedding.head import centred
 from visearch.embedding.schedule import Schedule
 from visearch.errors import DatasetError, InvalidArgumentError
 from visearch.progress import track
@@ -124,11 +125,6 @@ def _tensor(pixels: np.ndarray, mean: torch.Tensor, std: torch.Tensor, device: t
     return ((x - mean) / std).to(device)
 
 
-def _centred(vectors: torch.Tensor) -> torch.Tensor:
-    """Unit vectors of ``vectors`` minus their batch mean: the towers' common part out of the loss."""
-    return torch.nn.functional.normalize(vectors - vectors.mean(0, keepdim=True), dim=-1)
-
-
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -149,7 +145,7 @@ def _validate(model: Any, photos: _Photos, texts: torch.Tensor, mean: torch.Tens
     txt = torch.cat([model.encode_text(texts[s : s + batch].to(device), normalize=True).float().cpu()
                      for s in range(0, len(texts), batch)])
     if center:
-        img, txt = _centred(img), _centred(txt)
+        img, txt = centred(img), centred(txt)
     model.train()
     i2t = retrieval_metrics((img @ txt.T).numpy(), photos.owner)
     out = {"image_to_text_recall@1": i2t["recall@1"], "image_to_text_recall@5": i2t["recall@5"]}
@@ -222,7 +218,7 @@ def train_backbone(data: Path, settings: Settings, recipe: str = "quick", alias:
             img = model.encode_image(x, normalize=not rec.center)
             txt = model.encode_text(train_txt[chosen].to(device), normalize=not rec.center)
             if rec.center:
-                img, txt = _centred(img), _centred(txt)
+                img, txt = centred(img), centred(txt)
             loss = loss_fn(img, txt, model.logit_scale.exp(), model.logit_bias)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
+from visearch.embedding.head import centred
 from visearch.errors import DatasetError, InvalidArgumentError
 from visearch.vision.images import load_image
 
@@ -165,12 +166,6 @@ class CleanReport:
                 "kept": int(self.keep.sum()), "outlier_threshold": round(self.outlier_threshold, 4), "capped": self.capped}
 
 
-def _centred(x: torch.Tensor) -> torch.Tensor:
-    # removing the mean direction keeps a weak backbone's common component from making everything look alike
-    x = torch.nn.functional.normalize(x.float(), dim=-1)
-    return torch.nn.functional.normalize(x - x.mean(0, keepdim=True), dim=-1)
-
-
 def _cap(flag: np.ndarray, badness: np.ndarray, limit: int) -> tuple[np.ndarray, bool]:
     """Keep only the ``limit`` worst flagged pairs (largest ``badness``)."""
     idx = np.flatnonzero(flag)
@@ -203,7 +198,8 @@ def clean_pairs(gallery: torch.Tensor, shopper: torch.Tensor, dup_threshold: flo
         raise InvalidArgumentError(f"clean_pairs: {n} gallery vectors but {len(shopper)} shopper vectors")
     if n == 0:
         return CleanReport(np.zeros(0, bool), 0, 0, 0, 0.0)
-    g, s = _centred(gallery), _centred(shopper)
+    unit = torch.nn.functional.normalize
+    g, s = centred(unit(gallery.float(), dim=-1)), centred(unit(shopper.float(), dim=-1))
     sim = (g * s).sum(-1).numpy()
     median = float(np.median(sim))
     mad = float(np.median(np.abs(sim - median))) * 1.4826

@@ -34,7 +34,7 @@ from torch import nn
 
 from visearch.errors import InvalidArgumentError, NotFoundError
 
-__all__ = ["AttentionHead", "HEAD_FILE", "HEAD_CONFIG_FILE", "slice_normalize"]
+__all__ = ["AttentionHead", "HEAD_FILE", "HEAD_CONFIG_FILE", "slice_normalize", "centred"]
 
 HEAD_FILE = "head.safetensors"
 HEAD_CONFIG_FILE = "head_config.json"
@@ -43,6 +43,16 @@ HEAD_CONFIG_FILE = "head_config.json"
 def slice_normalize(vectors: torch.Tensor, dim: int) -> torch.Tensor:
     """The first ``dim`` values of each row, L2-normalised: an MRL prefix."""
     return F.normalize(vectors[..., :dim].float(), dim=-1)
+
+
+def centred(vectors: torch.Tensor, around: torch.Tensor | None = None) -> torch.Tensor:
+    """Unit vectors of ``vectors`` minus ``around`` (default their mean).
+
+    A backbone trained from scratch puts a large common part in every vector; removing it
+    keeps that part from making everything look alike (docs/embedding.md).
+    """
+    vectors = vectors.float()
+    return F.normalize(vectors - (vectors.mean(0, keepdim=True) if around is None else around), dim=-1)
 
 
 class _Block(nn.Module):
