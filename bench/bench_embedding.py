@@ -34,6 +34,7 @@ from visearch.errors import VisearchError
 def build(arch: str, device: torch.device, precision: str) -> Backbone:
     register_timm_models()
     import open_clip
+    from open_clip.model import get_cast_dtype
 
     if arch in ARCHS:
         cfg = ARCHS[arch]
@@ -42,9 +43,9 @@ def build(arch: str, device: torch.device, precision: str) -> Backbone:
     else:  # an open_clip built-in such as ViT-B-16-SigLIP2-256: architecture only, no download
         model = open_clip.create_model(arch, pretrained=None)
         model_cfg, pre = open_clip.get_model_config(arch), dict(model.visual.preprocess_cfg)
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
-    return Backbone(freeze(model.to(device, dtype)), model_cfg, pre, ref=f"random:{arch}", folder=Path("."), card={},
-                    fingerprint="bench", device=device, precision=precision, batch_size=32)
+    model = freeze(model.to(device, get_cast_dtype(precision) or torch.float32))
+    return Backbone(model, model_cfg, pre, ref=f"random:{arch}", folder=Path("."), card={}, fingerprint="bench",
+                    device=device, precision=precision, batch_size=32)
 
 
 def images_per_s(fn: Callable[[list[Image.Image]], object], crops: list[Image.Image], batch: int, repeat: int) -> float:
@@ -81,9 +82,6 @@ def main() -> None:
     crops = [Image.fromarray(rng.integers(0, 255, (int(rng.integers(60, 200)), int(rng.integers(60, 200)), 3), np.uint8))
              for _ in range(args.images)]
 
-    def ours_fn(imgs: list[Image.Image]) -> object:
-        return embedder.embed(imgs)
-
     @torch.inference_mode()
     def frozen(imgs: list[Image.Image]) -> torch.Tensor:
         return bb.model.encode_image(bb.pixels(imgs), normalize=True).float().cpu()  # .cpu() waits for the GPU
@@ -94,7 +92,7 @@ def main() -> None:
                                  "head": {"width": emb.head_width, "heads": emb.head_heads, "queries": emb.head_queries,
                                           "layers": emb.head_layers}}
     for batch in (1, 32):
-        ours = images_per_s(ours_fn, crops[: max(8, args.images // 4)] if batch == 1 else crops, batch, args.repeat)
+        ours = images_per_s(embedder.embed, crops[: max(8, args.images // 4)] if batch == 1 else crops, batch, args.repeat)
         base = images_per_s(frozen, crops[: max(8, args.images // 4)] if batch == 1 else crops, batch, args.repeat)
         result[f"batch{batch}"] = {"embedder_images_per_s": round(ours, 1), "frozen_backbone_images_per_s": round(base, 1),
                                    "ratio": round(ours / base, 3)}

@@ -45,14 +45,14 @@ def slice_normalize(vectors: torch.Tensor, dim: int) -> torch.Tensor:
     return F.normalize(vectors[..., :dim].float(), dim=-1)
 
 
-def centred(vectors: torch.Tensor, around: torch.Tensor | None = None) -> torch.Tensor:
-    """Unit vectors of ``vectors`` minus ``around`` (default their mean).
+def centred(vectors: torch.Tensor) -> torch.Tensor:
+    """Unit vectors of ``vectors`` minus their mean.
 
     A backbone trained from scratch puts a large common part in every vector; removing it
     keeps that part from making everything look alike (docs/embedding.md).
     """
     vectors = vectors.float()
-    return F.normalize(vectors - (vectors.mean(0, keepdim=True) if around is None else around), dim=-1)
+    return F.normalize(vectors - vectors.mean(0, keepdim=True), dim=-1)
 
 
 class _Block(nn.Module):
