@@ -71,9 +71,9 @@ class HeadRecipe:
 RECIPES: dict[str, HeadRecipe] = {
     "quick": HeadRecipe("quick", epochs=6, min_steps=120, batch_size=256, lr=1e-3, crops_per_object=2, eval_every=2, budget_s=4 * 60,
                         note="5 minutes for 2,000 products on 2 cores (measured: 314 s, loop capped at 4 min); with the quick backbone 16 min"),
-    "full": HeadRecipe("full", epochs=50, min_steps=600, batch_size=256, lr=8e-4, warmup_steps=100, crops_per_object=4, eval_every=5,
-                       budget_s=25 * 60,
-                       note="29 minutes for 2,000 products on 2 cores (measured: 1,751 s, loop capped at 25 min); with the full backbone 98 min"),
+    "full": HeadRecipe("full", epochs=80, min_steps=600, batch_size=256, lr=8e-4, warmup_steps=100, crops_per_object=4, eval_every=5,
+                       budget_s=40 * 60,
+                       note="about 45 minutes for 2,000 products on 2 cores (loop capped at 40 min)"),
     "tiny": HeadRecipe("tiny", epochs=3, batch_size=16, lr=1e-3, warmup_steps=2, crops_per_object=2, eval_every=1,
                        note="smoke test only"),
 }

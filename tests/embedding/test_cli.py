@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from visearch.embedding.data import open_dataset
 from visearch.embedding.embedder import Embedder
 from visearch.registry import ModelStore
 
@@ -35,7 +36,7 @@ def test_eval_embeddings_json_and_report(trained, cli, tiny_synth, tmp_path):
     assert Image.open(tmp_path / "emb.png").width > 0
 
 
-def test_registered_versions_carry_sizes_and_backbone(trained):
+def test_registered_versions_carry_sizes_and_backbone(trained, tiny_synth):
     root, settings = trained
     store = ModelStore(settings)
     version = store.client.get_model_version_by_alias("visearch-embedder", "smoke")
@@ -44,6 +45,8 @@ def test_registered_versions_carry_sizes_and_backbone(trained):
     assert version.tags["baseline"].startswith("models:/visearch-embedder-baseline/")
     backbone = store.client.get_model_version_by_alias("visearch-backbone", "smoke")
     assert backbone.tags["pretrained_siglip2"] == "False" and "synthetic" in backbone.tags["trained_on"]
+    # catalog photos only, like SigLIP 2: the shoppers' crops are left to the head
+    assert backbone.tags["train_photos"] == str(len(open_dataset(tiny_synth).gallery_items("train")))
     run = store.client.get_run(version.run_id)
     assert {"recipe", "backbone", "dims", "pairs_kept"} <= set(run.data.params)
     assert "val_head_recall_at_10_64" in run.data.metrics and "clean_near_duplicates" in run.data.metrics
