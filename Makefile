@@ -16,22 +16,26 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## demo: the main job end to end on the embedded defaults (first run trains the quick
-## models, about 35 minutes on 2 cores; later runs reuse the registered ones)
-demo: $(STAMP)
+## demo: the main job end to end on the embedded defaults, ending with the service running:
+## prepares what is missing (data, models, index), starts Ray Serve, sends one photo through
+## the HTTP API, prints the results and the page's URL, and serves until Ctrl-C
+## (DEMO_EXIT=1 returns after the first answer)
+demo: $(STAMP) data/index/CURRENT
+	VISEARCH_SERVING__CATALOG_DIR=$(DEMO_DIR) $(VENV)/bin/visearch serve --config deployments/local.yaml \
+		--try $$(ls $(DEMO_DIR)/scenes/images/test/*.jpg | head -n 1) $(if $(DEMO_EXIT),--exit)
+
+$(DEMO_DIR)/manifest.json: | $(STAMP)
 	$(VENV)/bin/visearch synth --out $(DEMO_DIR) --products $(DEMO_PRODUCTS) --seed 0 --preview --quiet
-	$(VENV)/bin/visearch synth --check $(DEMO_DIR)
+
+data/vectors/demo.parquet: $(DEMO_DIR)/manifest.json
 	$(VENV)/bin/visearch train detector --data $(DEMO_DIR) --recipe quick --alias champion --if-missing
-	$(VENV)/bin/visearch eval detector --data $(DEMO_DIR)
-	$(VENV)/bin/visearch eval ocr --data $(DEMO_DIR) --limit 60
 	$(VENV)/bin/visearch train backbone --data $(DEMO_DIR) --recipe quick --alias champion --if-missing
 	$(VENV)/bin/visearch train head --data $(DEMO_DIR) --recipe quick --alias champion --if-missing
-	$(VENV)/bin/visearch eval embeddings --data $(DEMO_DIR)
-	$(VENV)/bin/visearch vectorize --data $(DEMO_DIR) --out data/vectors/demo.parquet
-	$(VENV)/bin/visearch index build --vectors data/vectors/demo.parquet --catalog $(DEMO_DIR)/products.parquet
-	$(VENV)/bin/visearch search $$(ls $(DEMO_DIR)/scenes/images/test/*.jpg | head -n 3) --top 5
-	$(VENV)/bin/visearch index stats
-	$(VENV)/bin/visearch info
+	$(VENV)/bin/visearch vectorize --data $(DEMO_DIR) --out $@
+
+data/index/CURRENT: data/vectors/demo.parquet
+	$(VENV)/bin/visearch index build --vectors $< --catalog $(DEMO_DIR)/products.parquet
+	$(VENV)/bin/visearch calibrate --data $(DEMO_DIR) --quiet
 
 ## test: the whole suite, outbound network blocked (loopback allowed)
 test: $(STAMP)

@@ -4,6 +4,8 @@ pyproject.toml); loopback stays open for the servers the tests start themselves.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,38 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if key.startswith("VISEARCH_"):
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)
+
+
+def run_cli(root: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``visearch ARGS`` in a clean environment whose data dir is ``root/data``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VISEARCH_", "HF_", "YOLO_"))}
+    env.update(HOME=str(root / "home"), VISEARCH_DATA_DIR=str(root / "data"), VISEARCH_EMBEDDING__THREADS="1")
+    (root / "work").mkdir(parents=True, exist_ok=True)
+    return subprocess.run([sys.executable, "-m", "visearch", *args], cwd=root / "work", env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """:func:`run_cli`, for tests that drive the command line."""
+    return run_cli
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny detector, backbone and head trained on ``tiny_synth`` and registered as @champion,
+    the catalog vectorised and indexed: a data dir (``root/data``) the search stages load from."""
+    root = tmp_path_factory.mktemp("models")
+    (root / "home").mkdir()
+    data = str(tiny_synth)
+    for args in (
+        ("train", "detector", "--data", data, "--recipe", "tiny", "--alias", "champion"),
+        ("train", "backbone", "--data", data, "--recipe", "tiny", "--alias", "champion", "--quiet"),
+        ("train", "head", "--data", data, "--recipe", "tiny", "--alias", "champion"),
+        ("vectorize", "--data", data, "--quiet"),
+        ("index", "build", "--vectors", str(root / "data" / "vectors" / "tiny.parquet"),
+         "--catalog", str(tiny_synth / "products.parquet"), "--quiet"),
+    ):
+        r = run_cli(root, *args)
+        assert r.returncode == 0, f"{args}: {r.stdout[-1500:]}{r.stderr[-3000:]}"
+    return root

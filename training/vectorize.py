@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from visearch.catalog import catalog_path, image_path, read_catalog
 from visearch.config import Settings
 from visearch.embedding.embedder import Embedder
 from visearch.errors import DatasetError
@@ -24,11 +25,13 @@ __all__ = ["vectorize_catalog"]
 
 
 def vectorize_catalog(data: Path, settings: Settings, out: Path, ref: str | None = None, progress: bool = True) -> dict:
-    """Embed every product of ``data/products.parquet`` and write ``out``; returns a summary."""
-    catalog = data / "products.parquet"
-    if not catalog.is_file():
-        raise DatasetError(f"{data}: no products.parquet; is it a WB-Synth data set?")
-    rows = pq.read_table(catalog, columns=["product_id", "image_uris"]).to_pydict()
+    """Embed every product of the catalog of ``data`` (a data set folder or its products.parquet) and write ``out``.
+
+    Returns a summary. Gallery photos are read from the data set folder (the catalog's).
+    """
+    catalog = catalog_path(data)
+    rows = read_catalog(catalog, columns=["product_id", "image_uris"]).to_pydict()
+    root = catalog.parent
     embedder = Embedder.from_ref(ref or settings.models.embedder, settings)
     limits = ImageLimits.from_settings(settings.vision)
     batch = max(1, settings.embedding.batch_size // 4)  # products per step; each has a few photos
@@ -38,7 +41,7 @@ def vectorize_catalog(data: Path, settings: Settings, out: Path, ref: str | None
     for start in track(starts, len(starts), "vectorising catalog", progress):
         pids = rows["product_id"][start : start + batch]
         uris = rows["image_uris"][start : start + batch]
-        photos = [load_image(data / u, limits) for us in uris for u in us]
+        photos = [load_image(image_path(root, u), limits) for us in uris for u in us]
         if not photos:
             continue
         vec = embedder.embed(photos)

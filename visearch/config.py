@@ -26,6 +26,7 @@ __all__ = [
     "ModelSettings",
     "IndexSettings",
     "ServingSettings",
+    "DeploymentSettings",
     "Settings",
     "get_settings",
 ]
@@ -59,6 +60,12 @@ class VisionSettings(BaseModel):
     max_image_mb: float = Field(15.0, gt=0, description="largest upload accepted, MiB")
     max_pixels: int = Field(40_000_000, ge=1, description="largest decoded image, width x height")
     min_side: int = Field(16, ge=1, description="smallest accepted width or height, px")
+    max_jpeg_scans: int = Field(100, ge=1, description="most scans in a (progressive) JPEG; each is a full decoding pass, "
+                                "a real one has about 10")
+    max_image_segments: int = Field(50_000, ge=1, description="most JPEG markers, PNG chunks, GIF blocks before the first image "
+                                    "or TIFF strips/tiles of the first page (Pillow reads each one in Python)")
+    max_image_frames: int = Field(100, ge=1, description="TIFF pages a file may hold (only the first is searched; "
+                                  "a file with thousands is refused before it is walked)")
     detector_imgsz: int | None = Field(None, ge=32, description="YOLO input size, px; default: the size the model was trained at")
     detector_conf: float = Field(0.25, gt=0, lt=1, description="lowest score a detection keeps")
     detector_iou: float = Field(0.6, gt=0, lt=1, description="NMS overlap threshold")
@@ -68,7 +75,23 @@ class VisionSettings(BaseModel):
                                 "(ultralytics alone keeps one core idle, which on 2 cores halves the speed)")
     article_pattern: str = Field(r"[1-9]\d{5,9}", description="regular expression of an article number")
     ocr_min_score: float = Field(0.5, ge=0, le=1, description="lowest OCR line confidence used")
-    ocr_det_side: int = Field(736, ge=32, description="PP-OCR detection resizes the photo's short side to this")
+    ocr_det_side: int = Field(480, ge=32, description="PP-OCR text detection sees the photo resized (up or down) so that its "
+                              "long side (ocr_det_limit=max) or short side (min) is this many px; object crops keep that scale")
+    ocr_det_limit: Literal["max", "min"] = Field("max", description="which side of the photo ocr_det_side sets")
+    ocr_by_boxes: bool = Field(True, description="read text only inside the detected objects' boxes (plus ocr_box_margin), "
+                               "not on the whole photo; a photo without boxes is read whole")
+    ocr_box_margin: float = Field(0.1, ge=0, le=1, description="each side of an object box grows by this share of its width/height "
+                                  "before reading (labels stick out, detector boxes are loose)")
+    ocr_whole_fraction: float = Field(0.8, gt=0, description="when the grown boxes cover at least this share of the photo, it is "
+                                      "read whole in one pass (a fallback whole-photo object always is)")
+    ocr_min_aspect: float = Field(2.5, ge=0, description="text lines narrower than this width/height are not recognised "
+                                  "(an article has 6+ digits); 0 recognises every line")
+    ocr_max_lines: int | None = Field(16, ge=1, description="most text lines recognised per photo, largest first; None: all")
+    ocr_rec_batch: int = Field(6, ge=1, description="text lines per PP-OCR recognition pass")
+    ocr_rec_min_width: int = Field(48, ge=8, description="recognition pads every line to at least this width, px at 48 px height "
+                                   "(PaddleOCR pads to 320)")
+    ocr_threads: int = Field(1, ge=1, description="onnxruntime intra-op threads of the OCR models (a second thread loses when "
+                             "the other core is busy with detection or another query)")
 
 
 class ModelSettings(BaseModel):
@@ -142,12 +165,43 @@ class IndexSettings(BaseModel):
     index_wait_s: int = Field(3600, ge=1, description="cluster: longest wait for the server to index a new version")
 
 
+class DeploymentSettings(BaseModel):
+    """Replicas and resources of one Serve deployment (``VISEARCH_SERVING__EMBEDDER__MAX_REPLICAS=4``)."""
+
+    min_replicas: int = Field(1, ge=0, description="autoscaling lower bound")
+    max_replicas: int = Field(1, ge=1, description="autoscaling upper bound")
+    target_ongoing_requests: float = Field(2.0, gt=0, description="requests per replica autoscaling aims for")
+    num_cpus: float = Field(0.5, ge=0, description="CPUs reserved per replica")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs per replica (the GPU config sets this)")
+    max_ongoing_requests: int = Field(16, ge=1, description="requests one replica takes at once")
+    max_batch_size: int = Field(8, ge=1, description="dynamic batching: largest batch (detector, embedder)")
+    batch_wait_timeout_s: float = Field(0.004, ge=0, description="dynamic batching: longest wait to fill a batch")
+
+
 class ServingSettings(BaseModel):
     """HTTP and Ray Serve knobs."""
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     top_k: int = Field(20, ge=1, le=200)
+    max_top_k: int = Field(100, ge=1, le=1000, description="largest top_k a request may ask for")
+    app_name: str = Field("visearch", description="Serve application name")
+    session_ttl_s: float = Field(1800.0, gt=0, description="an upload, its crops and objects are forgotten this long after last use")
+    max_sessions: int = Field(2000, ge=1, description="sessions kept per ingress replica (oldest dropped first)")
+    max_body_mb: float = Field(16.0, gt=0, description="largest request body accepted, MiB")
+    reload_interval_s: float = Field(10.0, gt=0, description="how often aliases, experiments and the index are re-checked")
+    events_path: Path | None = Field(None, description="event log (SQLite, WAL); defaults to <data_dir>/events.db")
+    experiments_dir: Path | None = Field(None, description="versioned experiment store; defaults to <data_dir>/experiments")
+    match_threshold: float | None = Field(None, description="similarity above which the top result is the very product; "
+                                          "default: the value calibrated with the embedder version (visearch calibrate)")
+    match_margin: float = Field(0.0, ge=0, description="an exact match must also lead the second result by this much")
+    catalog_dir: Path | None = Field(None, description="folder the catalog's image_uris are relative to (product photos are served from it)")
+    cookie_name: str = Field("visearch_uid", description="cookie holding the user id when no X-User-Id header is sent")
+    ingress: DeploymentSettings = DeploymentSettings(num_cpus=0.25, max_ongoing_requests=64)
+    detector: DeploymentSettings = DeploymentSettings()
+    ocr: DeploymentSettings = DeploymentSettings()
+    embedder: DeploymentSettings = DeploymentSettings()
+    search: DeploymentSettings = DeploymentSettings(num_cpus=0.25, max_ongoing_requests=32)
 
 
 class Settings(BaseSettings):
@@ -173,6 +227,10 @@ class Settings(BaseSettings):
     def _derive_paths(self) -> Settings:
         if self.index.path is None:
             self.index.path = self.data_dir / "index"
+        if self.serving.events_path is None:
+            self.serving.events_path = self.data_dir / "events.db"
+        if self.serving.experiments_dir is None:
+            self.serving.experiments_dir = self.data_dir / "experiments"
         if self.models.mlflow_tracking_uri is None:
             self.models.mlflow_tracking_uri = f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
         if self.index.backend == "cluster" and not self.index.url:

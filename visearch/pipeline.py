@@ -1,91 +1,67 @@
 """One query, in process: photo → objects + articles → vector → index → products.
 
-The same object graph the Serve deployments wrap (one deployment per model); here it
-runs in one process for the CLI, the demo and the tests.
+The same :class:`~visearch.query.QueryFlow` the Serve graph runs, over the models loaded
+in this process (:class:`~visearch.stages.LocalStages`): the CLI, the demo, the tests and
+``visearch eval pipeline`` see exactly what the service answers.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+import asyncio
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from visearch.config import Settings
-from visearch.errors import InvalidArgumentError
-from visearch.vision.detector import Detection, Detector
+from visearch.experiments import Variant, default_experiment
+from visearch.index import SearchFilter
+from visearch.query import Answer, PhotoSession, QueryFlow
+from visearch.stages import LocalStages
 from visearch.vision.images import ImageLimits, load_image
-from visearch.vision.ocr import ArticleHit, ArticleReader, make_ocr_engine
 
-__all__ = ["SearchPipeline", "SearchResult"]
+__all__ = ["SearchPipeline", "answer_to_dict"]
 
 
-@dataclass
-class SearchResult:
-    objects: list[Detection]
-    picked: int  # which object was searched
-    articles: list[ArticleHit]  # article numbers read off the photo, with the product each names
-    products: list[Any]  # index hits for the picked object's crop, best first
-    timings_ms: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "objects": [{"box": [round(c, 1) for c in d.box], "category": d.category, "score": round(d.score, 4),
-                         "fallback": d.fallback} for d in self.objects],
-            "picked": self.picked,
-            "articles": [{"article": a.article, "product_id": a.product_id, "object": a.object_index} for a in self.articles],
-            "products": [{"product_id": h.product_id, "score": round(float(h.score), 4),
-                          **{k: h.payload.get(k) for k in ("title", "category", "price", "article") if k in h.payload}}
-                         for h in self.products],
-            "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
-        }
+def answer_to_dict(answer: Answer) -> dict[str, Any]:
+    """An answer as plain JSON-able data, the shape the HTTP API returns."""
+    return asdict(answer)
 
 
 class SearchPipeline:
     """Detector, article reader, embedder and index, loaded once from the settings."""
 
-    def __init__(self, settings: Settings, detector: Detector, reader: ArticleReader, embedder: Any, index: Any) -> None:
-        self.settings, self.detector, self.reader, self.embedder, self.index = settings, detector, reader, embedder, index
+    def __init__(self, settings: Settings, stages: LocalStages) -> None:
+        self.settings, self.stages = settings, stages
+        self.flow = QueryFlow(stages, settings)
         self.limits = ImageLimits.from_settings(settings.vision)
+        self.variant: Variant = default_experiment(settings.models.embedder, settings.index.online_dim).variants[0]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchPipeline:
-        from visearch.embedding.embedder import Embedder
-        from visearch.index import open_index
+        return cls(settings, LocalStages.from_settings(settings))
 
-        detector = Detector.from_ref(settings.models.detector, settings)
-        reader = ArticleReader(make_ocr_engine(settings.models.ocr_backend, settings.vision), None, settings.vision.article_pattern)
-        embedder = Embedder.from_ref(settings.models.embedder, settings)
-        return cls(settings, detector, reader, embedder, open_index(settings))
+    def load(self, photo: bytes | Image.Image | str | Path) -> Image.Image:
+        return photo if isinstance(photo, Image.Image) else load_image(photo, self.limits)
 
-    def search(self, photo: bytes | Image.Image | str, k: int | None = None, pick: int | None = None) -> SearchResult:
-        """Search the ``pick``-th object (default: the most confident one) of ``photo``."""
-        k = k or self.settings.serving.top_k
-        timings: dict[str, float] = {}
-        t = time.perf_counter()
-        image = photo if isinstance(photo, Image.Image) else load_image(photo, self.limits)
-        objects = self.detector.detect([image])[0]
-        timings["detect"] = (time.perf_counter() - t) * 1000
-        if pick is not None and not 0 <= pick < len(objects):
-            raise InvalidArgumentError(f"object {pick} does not exist: the photo has {len(objects)} object(s)")
-        picked = pick or 0
+    def search(self, photo: bytes | Image.Image | str | Path, k: int | None = None, pick: int | None = None,
+               *, variant: Variant | None = None, filter: SearchFilter | None = None,
+               all_objects: bool = False) -> Answer:
+        """Search the most prominent object of ``photo`` (or the ``pick``-th detected one)."""
+        answer, session = self.photo(photo, k, variant=variant, filter=filter, all_objects=all_objects)
+        if pick is not None and pick != answer.picked:
+            again = self.again(session, object_id=pick, k=k, variant=variant, filter=filter)
+            again.timings_ms = {**answer.timings_ms, **{f"{n}_again": v for n, v in again.timings_ms.items()}}
+            return again
+        return answer
 
-        t = time.perf_counter()
-        read = self.reader.read(image, [d.box for d in objects])
-        articles = []
-        for hit in read.hits:
-            found = self.index.lookup_article(hit.article, limit=1)
-            if found:
-                articles.append(ArticleHit(hit.article, found[0].product_id, hit.score, hit.box, hit.object_index))
-        timings["ocr"] = (time.perf_counter() - t) * 1000
+    def photo(self, photo: bytes | Image.Image | str | Path, k: int | None = None, *, variant: Variant | None = None,
+              filter: SearchFilter | None = None, all_objects: bool = False) -> tuple[Answer, PhotoSession]:
+        return asyncio.run(self.flow.photo(self.load(photo), variant=variant or self.variant, top_k=k, filter=filter,
+                                           all_objects=all_objects))
 
-        t = time.perf_counter()
-        x1, y1, x2, y2 = objects[picked].box
-        crop = image.crop((int(x1), int(y1), max(int(x1) + 1, int(round(x2))), max(int(y1) + 1, int(round(y2)))))
-        vector = self.embedder.embed([crop])[0]
-        timings["embed"] = (time.perf_counter() - t) * 1000
-        t = time.perf_counter()
-        products = self.index.search(vector, k)
-        timings["index"] = (time.perf_counter() - t) * 1000
-        return SearchResult(objects, picked, articles, products, timings)
+    def again(self, session: PhotoSession, *, object_id: int | None = None, box: list[float] | None = None,
+              k: int | None = None, variant: Variant | None = None, filter: SearchFilter | None = None) -> Answer:
+        return asyncio.run(self.flow.again(session, variant=variant or self.variant, object_id=object_id, box=box,
+                                           top_k=k, filter=filter))

@@ -82,6 +82,14 @@ def test_export_round_trips(built: VectorIndex, emb: SyntheticEmbeddings) -> Non
     np.testing.assert_allclose(vecs[order], emb.vectors[np.argsort(emb.product_ids())], atol=2e-3)
 
 
+def test_stored_vectors_by_product(built: VectorIndex, emb: SyntheticEmbeddings) -> None:
+    ids = emb.product_ids()
+    got = built.vectors([ids[3], ids[10], "no-such-product"])
+    assert sorted(got) == sorted([ids[3], ids[10]])
+    np.testing.assert_allclose(got[ids[10]], emb.vectors[10], atol=2e-3)
+    assert built.vectors([]) == {}
+
+
 def test_update_applies_each_kind_of_change(fresh: VectorIndex, emb: SyntheticEmbeddings) -> None:
     built = fresh
     ids = emb.product_ids()

@@ -23,7 +23,7 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object per photo, one per line")] = False,
 ) -> None:
     """Detect objects, read articles, embed the picked object and find matching products."""
-    from visearch.pipeline import SearchPipeline
+    from visearch.pipeline import SearchPipeline, answer_to_dict
 
     settings = get_settings()
     console = Console()
@@ -32,18 +32,17 @@ def search(
         results = [(p, pipeline.search(p, k=top, pick=pick)) for p in photos]
     for photo, result in results:
         if as_json:
-            print(json.dumps({"photo": str(photo), **result.to_dict()}, ensure_ascii=False))
+            print(json.dumps({"photo": str(photo), **answer_to_dict(result)}, ensure_ascii=False))
             continue
-        objects = ", ".join(f"{d.category} {d.score:.2f}" for d in result.objects)
+        objects = ", ".join(f"{o.id}: {o.category} {o.score:.2f}" for o in result.objects)
         console.print(f"[bold]{photo}[/bold]: objects: {objects}; searched object {result.picked}")
-        for a in result.articles:
-            console.print(f"  article {a.article} → product {a.product_id} (direct hit, object {a.object_index})")
+        for a in result.article_hits:
+            console.print(f"  article {a.article} → product {a.product_id} (direct hit, object {a.object_id})")
         table = Table(show_header=True)
-        for col in ("#", "product", "score", "category", "price", "title"):
+        for col in ("#", "product", "match", "score", "category", "price", "title"):
             table.add_column(col)
-        for n, h in enumerate(result.products, start=1):
-            p = h.payload
-            table.add_row(str(n), h.product_id, f"{h.score:.3f}", str(p.get("category", "")), str(p.get("price", "")),
-                          str(p.get("title", ""))[:60])
+        for n, r in enumerate(result.results, start=1):
+            table.add_row(str(n), r.product_id, r.match, f"{r.score:.3f}", str(r.category or ""),
+                          "" if r.price is None else f"{r.price:g}", str(r.title or "")[:60])
         console.print(table)
         console.print("  " + ", ".join(f"{k} {v:.0f} ms" for k, v in result.timings_ms.items()))

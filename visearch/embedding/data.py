@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
+from visearch.catalog import read_catalog
 from visearch.embedding.head import centred
 from visearch.errors import DatasetError, InvalidArgumentError
 from visearch.vision.images import load_image
@@ -103,18 +104,17 @@ def open_dataset(data: Path) -> Dataset:
     data = Path(data)
     if not data.is_dir():
         raise DatasetError(f"{data}: no such data set folder; make one with visearch synth --out {data}")
-    for name in ("products.parquet", "scenes.parquet"):
-        if not (data / name).is_file():
-            raise DatasetError(f"{data}: no {name}; is it a WB-Synth data set? (visearch synth --out {data})")
+    need_p = ("product_id", "split", "title", "description", "image_uris")
+    need_s = {"split", "image", "product_id", "x1", "y1", "x2", "y2", "width", "height"}
+    products = read_catalog(data, required=need_p).to_pydict()
+    if not (data / "scenes.parquet").is_file():
+        raise DatasetError(f"{data}: no scenes.parquet; is it a WB-Synth data set? (visearch synth --out {data})")
     try:
-        products = pq.read_table(data / "products.parquet").to_pydict()
         scenes = pq.read_table(data / "scenes.parquet").to_pydict()
     except Exception as e:  # noqa: BLE001 - pyarrow raises several types for damaged files
-        raise DatasetError(f"{data}: cannot read its tables ({type(e).__name__}: {e})") from None
-    need_p = {"product_id", "split", "title", "description", "image_uris"}
-    need_s = {"split", "image", "product_id", "x1", "y1", "x2", "y2", "width", "height"}
-    if not need_p <= set(products) or not need_s <= set(scenes):
-        raise DatasetError(f"{data}: products.parquet needs {sorted(need_p)}, scenes.parquet needs {sorted(need_s)}")
+        raise DatasetError(f"{data}: cannot read scenes.parquet ({type(e).__name__}: {e})") from None
+    if not need_s <= set(scenes):
+        raise DatasetError(f"{data}: scenes.parquet needs {sorted(need_s)}")
     manifest = data / "manifest.json"
     ident = manifest.read_bytes() if manifest.is_file() else json.dumps([products["product_id"], scenes["image"]]).encode()
     fingerprint = hashlib.sha256(ident).hexdigest()[:16]

@@ -344,6 +344,8 @@ class VectorIndex(Protocol):
 
     def get(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 
+    def vectors(self, product_ids: Sequence[str]) -> dict[str, np.ndarray]: ...
+
     def count(self) -> int: ...
 
     def export(self, batch_size: int = 4096) -> Iterator[ProductBatch]: ...
@@ -480,6 +482,12 @@ class BaseIndex(abc.ABC, Generic[S]):
         ids = [check_product_id(p, where="get", error=InvalidArgumentError) for p in product_ids]
         self._serving()
         return self._retrieve(ids) if ids else {}
+
+    def vectors(self, product_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored 512-d vectors (fp16 precision, as float32) of the given products that exist."""
+        ids = [check_product_id(p, where="vectors", error=InvalidArgumentError) for p in product_ids]
+        self._serving()
+        return self._retrieve_vectors(ids) if ids else {}
 
     def count(self) -> int:
         """Products in the serving version."""
@@ -807,6 +815,9 @@ class BaseIndex(abc.ABC, Generic[S]):
 
     @abc.abstractmethod
     def _retrieve(self, product_ids: list[str]) -> dict[str, dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def _retrieve_vectors(self, product_ids: list[str]) -> dict[str, np.ndarray]: ...
 
     @abc.abstractmethod
     def _count(self) -> int: ...

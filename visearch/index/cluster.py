@@ -190,6 +190,11 @@ class ClusterIndex(BaseIndex[str]):
         records = self.client.retrieve(self.alias, ids=[point_id(p) for p in product_ids], with_payload=True)
         return {str(r.payload["product_id"]): dict(r.payload) for r in records if r.payload}
 
+    def _retrieve_vectors(self, product_ids: list[str]) -> dict[str, np.ndarray]:
+        records = self.client.retrieve(self.alias, ids=[point_id(p) for p in product_ids], with_payload=True,
+                                       with_vectors=[FULL])
+        return {str(r.payload["product_id"]): np.asarray(r.vector[FULL], dtype=np.float32) for r in records if r.payload}
+
     def _count(self) -> int:
         return int(self.client.count(self.alias, exact=True).count)
 

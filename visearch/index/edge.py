@@ -239,6 +239,11 @@ class EdgeIndex(BaseIndex[_Staged]):
         records = self._shard.retrieve([point_id(p) for p in product_ids], with_payload=True, with_vector=False)
         return {str(r.payload["product_id"]): dict(r.payload) for r in records if r.payload}
 
+    def _retrieve_vectors(self, product_ids: list[str]) -> dict[str, np.ndarray]:
+        assert self._shard is not None
+        records = self._shard.retrieve([point_id(p) for p in product_ids], with_payload=True, with_vector=[FULL])
+        return {str(r.payload["product_id"]): np.asarray(r.vector[FULL], dtype=np.float32) for r in records if r.payload}
+
     def _count(self) -> int:
         assert self._shard is not None
         return int(self._shard.count(qe.CountRequest(exact=True)))

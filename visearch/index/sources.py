@@ -9,7 +9,8 @@ Vectors file, one row per product:
 * or ``.npz`` with arrays ``product_id`` (strings, ``np.array(ids, dtype=str)``)
   and ``vector`` (``(n, full_dim)`` floats).
 
-Catalog (optional): the Parquet file of product cards (``products.parquet`` of
+Catalog (optional): the Parquet file of product cards, or a data set folder holding
+one, read by :func:`visearch.catalog.read_catalog` (``products.parquet`` of
 WB-Synth: ``product_id, article, title, description, brand, category, price,
 rating, reviews_count, ...``). Each indexed product's row becomes its payload,
 joined on ``product_id``; every product in the vectors file must have a row.
@@ -35,17 +36,12 @@ class Catalog:
     """Product cards keyed by product id, turned into payloads batch by batch."""
 
     def __init__(self, path: Path) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        from visearch.catalog import catalog_path, read_catalog  # pyarrow only when there is a catalog
 
-        if not path.is_file():
+        if not path.exists():
             raise NotFoundError(f"catalog {path} does not exist")
-        try:
-            table = pq.read_table(path)
-        except (pa.ArrowException, OSError) as e:
-            raise DatasetError(f"{path}: not a readable Parquet file ({e})") from e
-        if "product_id" not in table.column_names:
-            raise DatasetError(f"{path}: the catalog needs a product_id column; it has {table.column_names}")
+        path = catalog_path(path)  # a data set folder stands for its products.parquet
+        table = read_catalog(path)  # readable Parquet with a product_id column, or DatasetError
         _check_column(path, table.schema, "category", ("string",))
         _check_column(path, table.schema, "article", ("string", "integer"))
         _check_column(path, table.schema, "price", ("integer", "floating"))

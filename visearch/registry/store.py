@@ -15,6 +15,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from visearch.config import Settings
 from visearch.errors import NotFoundError, VisearchError
 from visearch.registry.refs import ModelRef, parse_ref
 
-__all__ = ["ModelStore", "resolve_model", "CARD_FILE"]
+__all__ = ["ModelStore", "resolve_model", "pin_model", "PinnedModel", "CARD_FILE"]
 
 CARD_FILE = "card.json"
 
@@ -95,6 +96,17 @@ class ModelStore:
             raise NotFoundError(f"{ref}: no such registered model version in {self.uri} ({type(e).__name__}); "
                                 f"train one (visearch train ...) or check the name and alias") from None
 
+    def tags(self, name: str, version: str) -> dict[str, str]:
+        """The tags of one registered version (calibration results live here)."""
+        try:
+            return dict(self.client.get_model_version(name, version).tags or {})
+        except Exception as e:  # noqa: BLE001
+            raise NotFoundError(f"models:/{name}/{version}: no such registered model version ({type(e).__name__})") from None
+
+    def set_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(name, version, key, value)
+
     def download(self, ref: ModelRef) -> Path:
         """Local folder with the files of ``ref``, fetched once per version into the cache."""
         version = self.version_of(ref)
@@ -117,6 +129,40 @@ class ModelStore:
             versions = sorted(int(v.version) for v in self.client.search_model_versions(f"name='{rm.name}'"))
             out.append({"name": rm.name, "versions": versions, "aliases": aliases})
         return out
+
+
+@dataclass(frozen=True)
+class PinnedModel:
+    """What a reference stands for right now: ``models:/name@champion`` pinned to ``models:/name/7``.
+
+    Serving pins every reference once per reload interval, so a moved alias is noticed and
+    each response can name the exact versions that answered it.
+    """
+
+    ref: str  # a reference that will not move (a version, a path)
+    name: str
+    version: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}/{self.version}"
+
+
+def pin_model(ref: str, settings: Settings) -> PinnedModel:
+    """Pin ``ref``: a registry alias to its current version; other references name themselves.
+
+    Raises:
+        InvalidArgumentError: a malformed reference.
+        NotFoundError: an alias or version the registry does not have.
+    """
+    parsed = parse_ref(ref)
+    if parsed.scheme == "models":
+        version = ModelStore(settings).version_of(parsed)
+        return PinnedModel(f"models:/{parsed.name}/{version}", parsed.name, version)
+    if parsed.scheme == "local":
+        path = parsed.path.resolve()
+        return PinnedModel(str(path), path.name, "local")
+    return PinnedModel(str(parsed), parsed.name, parsed.version or parsed.alias or "latest")
 
 
 def _from_s3(ref: ModelRef, cache: Path) -> Path:

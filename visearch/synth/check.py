@@ -15,15 +15,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from visearch.catalog import PRODUCT_SCHEMA, PRODUCTS_FILE
 from visearch.synth.catalog import SPLITS
-from visearch.synth.dataset import EVENT_SCHEMA, PRODUCT_SCHEMA, SCENE_SCHEMA, SCHEMA_VERSION, TRIPLET_SCHEMA
+from visearch.synth.dataset import EVENT_SCHEMA, SCENE_SCHEMA, SCHEMA_VERSION, TRIPLET_SCHEMA
 from visearch.synth.vocab import CATEGORIES
 
 __all__ = ["check_dataset"]
 
 _ARTICLE = re.compile(r"[1-9]\d{5,9}")
 _TABLES = {
-    "products.parquet": PRODUCT_SCHEMA,
+    PRODUCTS_FILE: PRODUCT_SCHEMA,
     "scenes.parquet": SCENE_SCHEMA,
     "triplets.parquet": TRIPLET_SCHEMA,
     "events.parquet": EVENT_SCHEMA,
@@ -145,7 +146,7 @@ def check_dataset(root: Path | str) -> list[str]:
     problems: list[str] = []
     _check_files(root, manifest, problems)
     tables = {name: _read(root, name, schema, problems) if (root / name).is_file() else None for name, schema in _TABLES.items()}
-    products, scenes = tables["products.parquet"], tables["scenes.parquet"]
+    products, scenes = tables[PRODUCTS_FILE], tables["scenes.parquet"]
     if products is None:
         return problems
     index = _check_products(products, manifest, root, problems)

@@ -37,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from visearch.catalog import PRODUCT_SCHEMA, PRODUCTS_FILE
 from visearch.config import SynthSettings
 from visearch.errors import InvalidArgumentError
 from visearch.progress import track
@@ -187,13 +188,6 @@ def _write_parquet(path: Path, columns: dict[str, Iterable], schema: pa.Schema) 
     pq.write_table(table, path, compression="zstd")
 
 
-PRODUCT_SCHEMA = pa.schema([
-    ("product_id", pa.string()), ("model_id", pa.string()), ("article", pa.string()), ("split", pa.string()),
-    ("title", pa.string()), ("description", pa.string()), ("lang", pa.string()), ("brand", pa.string()),
-    ("category", pa.string()), ("category_id", pa.int32()), ("colour", pa.string()), ("pattern", pa.string()),
-    ("material", pa.string()), ("has_label", pa.bool_()), ("price", pa.float64()), ("rating", pa.float64()),
-    ("reviews_count", pa.int64()), ("image_uris", pa.list_(pa.string())), ("look", pa.string()),
-])
 SCENE_SCHEMA = pa.schema([
     ("scene_id", pa.string()), ("split", pa.string()), ("image", pa.string()), ("width", pa.int32()),
     ("height", pa.int32()), ("product_id", pa.string()), ("category_id", pa.int32()), ("x1", pa.int32()),
@@ -328,7 +322,7 @@ def _generate_into(
     events = simulate_sessions(products, n_sessions, settings.impressions_per_session, _rng(seed, _SESSIONS))
     triplets = _triplets(products, seed)
 
-    _write_parquet(work / "products.parquet", _products_table(products), PRODUCT_SCHEMA)
+    _write_parquet(work / PRODUCTS_FILE, _products_table(products), PRODUCT_SCHEMA)
     _write_parquet(work / "scenes.parquet", scene_rows, SCENE_SCHEMA)
     _write_parquet(work / "triplets.parquet", triplets, TRIPLET_SCHEMA)
     _write_parquet(work / "events.parquet", events, EVENT_SCHEMA)

@@ -15,12 +15,13 @@ from typing import Any
 import pyarrow.parquet as pq
 from PIL import Image
 
+from visearch.catalog import article_index
 from visearch.config import Settings
 from visearch.errors import DatasetError, InvalidArgumentError
 from visearch.progress import track
 from visearch.synth.preview import draw_boxes
 from visearch.vision.detector import Detector
-from visearch.vision.ocr import ArticleReader, make_ocr_engine
+from visearch.vision.ocr import ArticleReader
 
 __all__ = ["eval_detector", "eval_ocr", "write_report"]
 
@@ -120,9 +121,8 @@ def eval_ocr(
     if boxes not in ("detector", "truth"):
         raise InvalidArgumentError(f"--boxes must be detector or truth, got {boxes!r}")
     scenes, by_scene = _split_rows(data, split)
-    products = pq.read_table(data / "products.parquet", columns=["product_id", "article"]).to_pydict()
-    catalog = dict(zip(products["article"], products["product_id"], strict=True))
-    reader = ArticleReader(make_ocr_engine(settings.models.ocr_backend, settings.vision), catalog, settings.vision.article_pattern)
+    catalog = article_index(data)
+    reader = ArticleReader.from_settings(settings, catalog)
     det = Detector.from_ref(ref or settings.models.detector, settings) if boxes == "detector" else None
 
     items = list(by_scene.items())[: limit or None]
@@ -134,7 +134,7 @@ def eval_ocr(
         truth = {scenes["product_id"][i]: tuple(float(scenes[k][i]) for k in ("x1", "y1", "x2", "y2")) for i in rows}
         t0 = time.perf_counter()
         objects = [d.box for d in det.detect([img])[0]] if det else list(truth.values())
-        result = reader.read(img, objects)
+        result = reader.read_batch([img], [objects])[0]
         seconds += time.perf_counter() - t0
         present = {scenes["product_id"][i] for i in rows}
         returned += len({h.article for h in result.hits})

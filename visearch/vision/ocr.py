@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from visearch.config import VisionSettings
+from visearch.config import Settings, VisionSettings
 from visearch.errors import InvalidArgumentError, VisearchError
 
 __all__ = [
@@ -163,6 +163,15 @@ class ArticleReader:
         self.engine = engine
         self.catalog = catalog
         self.pattern = re.compile(pattern)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, catalog: Mapping[str, str] | None = None) -> ArticleReader:
+        """The configured engine (``VISEARCH_MODELS__OCR_BACKEND``) with the configured article pattern."""
+        return cls(make_ocr_engine(settings.models.ocr_backend, settings.vision), catalog, settings.vision.article_pattern)
+
+    def read_batch(self, images: Sequence[Image.Image], objects: Sequence[Sequence[Box]]) -> list[OcrResult]:
+        """:meth:`read` for each image with its object boxes (list in, list out)."""
+        return [self.read(img, boxes) for img, boxes in zip(images, objects, strict=True)]
 
     def read(self, image: Image.Image, objects: Sequence[Box] = ()) -> OcrResult:
         """Lines and article hits of ``image``; with a catalog, unknown numbers are dropped."""

@@ -1,0 +1,38 @@
+"""Detector deployment: YOLO behind dynamic batching, following its registry alias."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image
+from ray import serve
+
+from serve_app.deployments._common import every, settings_from
+from visearch.query import Detected
+from visearch.registry.watch import ModelWatcher
+from visearch.vision.detector import Detector
+
+
+@serve.deployment(name="Detector")
+class DetectorDeployment:
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings_from(settings)
+        s = self.settings
+        self.model = ModelWatcher(s.models.detector, s, lambda pinned: Detector.from_ref(pinned.ref, s))
+        cfg = s.serving.detector
+        self.detect.set_max_batch_size(cfg.max_batch_size)
+        self.detect.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
+        self._stop = every(s.serving.reload_interval_s, self.model.check, "detector-reload")
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.004)
+    async def detect(self, images: list[Image.Image]) -> list[Detected]:
+        pinned, detector = self.model.current
+        return [Detected(objects, pinned) for objects in detector.detect(images)]
+
+    def info(self) -> dict[str, str]:
+        return {"detector": self.model.current[0].label}
+
+    def __del__(self) -> None:
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            stop.set()

@@ -1,0 +1,48 @@
+"""Search deployment: the index (per online size) with enrichment; follows new index versions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from ray import serve
+
+from serve_app.deployments._common import every, settings_from
+from visearch.index import Hit, SearchFilter
+from visearch.query import Searched
+from visearch.searcher import Searcher
+
+
+@serve.deployment(name="Search")
+class SearchDeployment:
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings_from(settings)
+        self.searcher = Searcher.from_settings(self.settings)
+        self._stop = every(self.settings.serving.reload_interval_s, self.searcher.refresh, "index-refresh")
+
+    def search(self, vectors: np.ndarray, k: int, online_dim: int, filter: SearchFilter | None,
+               exclude: Sequence[str]) -> Searched:
+        return Searched(self.searcher.search(vectors, k, online_dim=online_dim, filter=filter, exclude=exclude),
+                        self.searcher.version)
+
+    def lookup(self, articles: Sequence[str]) -> dict[str, Hit]:
+        return self.searcher.lookup(articles)
+
+    def vector(self, product_id: str) -> np.ndarray | None:
+        return self.searcher.index().vectors([product_id]).get(product_id)
+
+    def products(self, product_ids: Sequence[str]) -> dict[str, dict]:
+        return self.searcher.products(product_ids)
+
+    def similar(self, product_id: str, k: int, online_dim: int | None, filter: SearchFilter | None) -> Searched:
+        return Searched([self.searcher.similar(product_id, k, online_dim=online_dim, filter=filter)], self.searcher.version)
+
+    def info(self) -> dict[str, Any]:
+        return {"index": self.searcher.version, "products": self.searcher.index().count(),
+                "online_dims": {str(k): v for k, v in self.searcher.versions().items()}}
+
+    def __del__(self) -> None:
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            stop.set()

@@ -1,0 +1,119 @@
+"""Request and response bodies of HTTP API v1 (OpenAPI at ``/docs``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from visearch.events import EventType
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ObjectOut(_Out):
+    id: int
+    box: list[float] = Field(description="x1, y1, x2, y2 in pixels of the upright photo")
+    category: str
+    score: float
+    articles: list[str] = []
+    fallback: bool = Field(False, description="nothing was detected: the whole photo stands for the object")
+
+
+class ArticleHitOut(_Out):
+    article: str
+    product_id: str
+    object_id: int | None = Field(description="the object the number is printed on, if any")
+
+
+class ResultOut(_Out):
+    product_id: str
+    article: str | None
+    title: str | None
+    price: float | None
+    rating: float | None
+    score: float = Field(description="cosine similarity of the 512-d vectors; 1.0 for an article hit")
+    match: Literal["exact", "similar"] = Field(description="exact: taken for the very product photographed")
+    image_url: str | None
+    category: str | None = None
+    brand: str | None = None
+    reviews_count: int | None = None
+    via: Literal["vector", "article"] = "vector"
+
+
+class GroupOut(_Out):
+    object_id: int
+    results: list[ResultOut]
+
+
+class SearchResponse(_Out):
+    request_id: str
+    session_id: str | None
+    variant: str
+    experiment: str
+    index_version: str
+    models: dict[str, str]
+    objects: list[ObjectOut]
+    article_hits: list[ArticleHitOut]
+    picked: int | None = Field(description="the object the results are for")
+    results: list[ResultOut]
+    groups: list[GroupOut] | None = None
+    timings_ms: dict[str, float]
+
+
+class Filters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    category: list[str] | str | None = None
+    price_min: float | None = Field(None, ge=0)
+    price_max: float | None = Field(None, ge=0)
+
+
+class SearchRequest(BaseModel):
+    """A follow-up on an uploaded photo (``session_id`` + ``object_id`` or ``box``) or a typed ``article``."""
+
+    model_config = ConfigDict(extra="forbid")
+    session_id: str | None = None
+    object_id: int | None = Field(None, ge=0)
+    box: list[float] | None = Field(None, min_length=4, max_length=4)
+    article: str | None = Field(None, min_length=1, max_length=64)
+    filters: Filters | None = None
+    top_k: int | None = Field(None, ge=1)
+    all_objects: bool = False
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: EventType
+    request_id: str = Field(min_length=1, max_length=128)
+    product_id: str | None = Field(None, max_length=128)
+    position: int | None = Field(None, ge=0, le=10_000)
+    value: float | None = Field(None, ge=0, description="an order's revenue")
+    ts: float | None = Field(None, ge=0, description="unix seconds; default: when received")
+    event_id: str | None = Field(None, min_length=1, max_length=128, description="makes a retried POST harmless")
+
+
+class EventsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: list[EventIn] = Field(min_length=1, max_length=1000)
+
+
+class EventsOut(BaseModel):
+    accepted: int
+    new: int
+
+
+class SimilarResponse(BaseModel):
+    product_id: str
+    index_version: str
+    results: list[ResultOut]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

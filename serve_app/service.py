@@ -1,0 +1,154 @@
+"""The ingress's own work, apart from HTTP: sessions, variant assignment, events, reloads.
+
+Routes stay thin: parse, call one method here, shape the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from PIL import Image
+
+from serve_app.metrics import Metrics
+from visearch.config import Settings
+from visearch.errors import InvalidArgumentError, NotFoundError
+from visearch.events import Event, EventLog
+from visearch.experiments import Experiment, ExperimentStore, Variant, assign, default_experiment
+from visearch.index import SearchFilter
+from visearch.query import Answer, PhotoSession, QueryFlow, Searched, Stages
+from visearch.sessions import SessionStore, new_id
+
+__all__ = ["Frontend", "Served", "ServiceStages"]
+
+log = logging.getLogger("visearch.ingress")
+
+
+class ServiceStages(Stages, Protocol):
+    """The query stages plus what the product pages and the readiness probe need."""
+
+    async def products(self, product_ids: Sequence[str]) -> dict[str, dict]: ...
+
+    async def similar(self, product_id: str, k: int, online_dim: int | None, filter: SearchFilter | None) -> Searched: ...
+
+    async def ready(self, embedder: str) -> dict[str, object]: ...
+
+
+@dataclass(frozen=True)
+class Served:
+    """Who asked, in which arm: recorded per request so events can be attributed."""
+
+    user_id: str
+    experiment: str
+    variant: str
+
+
+class Frontend:
+    """Everything the ingress does between an HTTP request and the query flow."""
+
+    def __init__(self, stages: ServiceStages, settings: Settings) -> None:
+        self.settings, self.stages = settings, stages
+        s = settings.serving
+        self.flow = QueryFlow(stages, settings)
+        self.sessions: SessionStore[tuple[PhotoSession, Served]] = SessionStore(s.session_ttl_s, s.max_sessions)
+        assert s.experiments_dir is not None and s.events_path is not None
+        self.experiments = ExperimentStore(s.experiments_dir)
+        self.events = EventLog(s.events_path)
+        self.metrics = Metrics()
+        self._requests: OrderedDict[str, Served] = OrderedDict()
+        self._experiment = default_experiment(settings.models.embedder, settings.index.online_dim)
+        self._stamp: tuple[str | None, int] = (None, 0)
+        self._checked = 0.0
+        self.reload_experiment()
+
+    # ------------------------------------------------------------------ experiments
+    @property
+    def experiment(self) -> Experiment:
+        if time.monotonic() - self._checked > self.settings.serving.reload_interval_s:
+            self.reload_experiment()
+        return self._experiment
+
+    def reload_experiment(self) -> bool:
+        """Switch to the store's serving experiment if it changed; a broken one is logged and skipped."""
+        self._checked = time.monotonic()
+        try:
+            stamp = self.experiments.stamp()
+            if stamp == self._stamp:
+                return False
+            exp = self.experiments.serving() or default_experiment(self.settings.models.embedder,
+                                                                   self.settings.index.online_dim)
+        except Exception as e:  # noqa: BLE001 - keep routing by the last good experiment
+            log.error("cannot load the serving experiment, keeping %s: %s", self._experiment.name, e)
+            return False
+        self._experiment, self._stamp = exp, stamp
+        log.info("serving experiment %s v%s: %s", exp.name, exp.version,
+                 ", ".join(f"{v.name}={v.weight}" for v in exp.variants))
+        return True
+
+    def variant_for(self, user_id: str) -> tuple[Experiment, Variant]:
+        exp = self.experiment
+        return exp, assign(exp, user_id)
+
+    # ------------------------------------------------------------------ queries
+    def _remember(self, answer: Answer, served: Served) -> None:
+        self._requests[answer.request_id] = served
+        while len(self._requests) > 100_000:
+            self._requests.popitem(last=False)
+
+    async def photo(self, image: Image.Image, user_id: str, *, top_k: int | None, all_objects: bool,
+                    filter: SearchFilter | None) -> Answer:
+        exp, variant = self.variant_for(user_id)
+        answer, session = await self.flow.photo(image, variant=variant, experiment=exp.name, top_k=top_k,
+                                                all_objects=all_objects, filter=filter, request_id=new_id("r"))
+        served = Served(user_id, exp.name, variant.name)
+        answer.session_id = self.sessions.put((session, served))
+        self._remember(answer, served)
+        self.metrics.observe_stages(answer.timings_ms, variant.name)
+        return answer
+
+    async def search(self, user_id: str, *, session_id: str | None, object_id: int | None, box: list[float] | None,
+                     article: str | None, top_k: int | None, all_objects: bool, filter: SearchFilter | None) -> Answer:
+        given = sum(x is not None for x in (object_id, box, article)) + bool(all_objects)
+        if given != 1:
+            raise InvalidArgumentError("give exactly one of object_id, box, article or all_objects=true")
+        if article is not None:
+            exp, variant = self.variant_for(user_id)
+            answer = await self.flow.article(article, variant=variant, experiment=exp.name, top_k=top_k,
+                                             filter=filter, request_id=new_id("r"))
+            answer.session_id = session_id
+            served = Served(user_id, exp.name, variant.name)
+        else:
+            if not session_id:
+                raise InvalidArgumentError("session_id is needed to search an object or a box of an uploaded photo")
+            session, served = self.sessions.get(session_id)
+            exp = self.experiment
+            try:
+                variant = exp.variant(served.variant) if exp.name == served.experiment else assign(exp, user_id)
+            except NotFoundError:
+                variant = assign(exp, user_id)
+            answer = await self.flow.again(session, variant=variant, experiment=exp.name, object_id=object_id, box=box,
+                                           top_k=top_k, all_objects=all_objects, filter=filter, request_id=new_id("r"))
+            answer.session_id = session_id
+            served = Served(user_id, exp.name, variant.name)
+        self._remember(answer, served)
+        self.metrics.observe_stages(answer.timings_ms, answer.variant)
+        return answer
+
+    # ------------------------------------------------------------------ feedback
+    async def record(self, events: list[Event], user_id: str) -> int:
+        enriched = []
+        for e in events:
+            served = self._requests.get(e.request_id)
+            enriched.append(Event(e.type, e.request_id, e.product_id, e.position,
+                                  e.variant or (served.variant if served else None),
+                                  e.experiment or (served.experiment if served else None),
+                                  served.user_id if served else user_id, e.value, e.ts, e.event_id))
+        new = await asyncio.to_thread(self.events.append, enriched)
+        for e in enriched:
+            self.metrics.events.labels(e.type).inc()
+        return new

@@ -1,0 +1,66 @@
+"""The :class:`~visearch.query.Stages` protocol over Serve deployment handles.
+
+The ingress runs the same :class:`~visearch.query.QueryFlow` as the CLI; only these
+calls cross to other replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from ray.serve.handle import DeploymentHandle
+
+from visearch.index import Hit, SearchFilter
+from visearch.query import Detected, Embedded, Searched
+from visearch.registry.watch import PinCache
+from visearch.vision.ocr import TextLine
+
+
+@dataclass
+class ServeStages:
+    detector: DeploymentHandle
+    ocr: DeploymentHandle
+    embedder: DeploymentHandle
+    search_: DeploymentHandle
+    pins: PinCache
+
+    async def detect(self, image: Image.Image) -> Detected:
+        return await self.detector.detect.remote(image)
+
+    async def read(self, image: Image.Image) -> list[TextLine]:
+        return await self.ocr.read.remote(image)
+
+    async def embed(self, crops: Sequence[Image.Image], embedder: str) -> Embedded:
+        pinned = await asyncio.to_thread(self.pins.pin, embedder)  # a moved alias: a new multiplexed model id
+        return await self.embedder.options(multiplexed_model_id=pinned.ref).embed.remote(list(crops))
+
+    async def search(self, vectors: np.ndarray, k: int, *, online_dim: int, filter: SearchFilter | None = None,
+                     exclude: Sequence[str] = ()) -> Searched:
+        return await self.search_.search.remote(vectors, k, online_dim, filter, list(exclude))
+
+    async def lookup(self, articles: Sequence[str]) -> dict[str, Hit]:
+        return await self.search_.lookup.remote(list(articles))
+
+    async def vector(self, product_id: str) -> np.ndarray | None:
+        return await self.search_.vector.remote(product_id)
+
+    # ------------------------------------------------------------------ beyond the query flow
+    async def products(self, product_ids: Sequence[str]) -> dict[str, dict]:
+        return await self.search_.products.remote(list(product_ids))
+
+    async def similar(self, product_id: str, k: int, online_dim: int | None, filter: SearchFilter | None) -> Searched:
+        return await self.search_.similar.remote(product_id, k, online_dim, filter)
+
+    async def ready(self, embedder: str) -> dict[str, object]:
+        """What each deployment has loaded (the ``embedder`` reference included); raises if one is not up."""
+        pinned = await asyncio.to_thread(self.pins.pin, embedder)
+        parts = [self.detector.info.remote(), self.ocr.info.remote(), self.search_.info.remote(),
+                 self.embedder.options(multiplexed_model_id=pinned.ref).info.remote()]
+        out: dict[str, object] = {}
+        for part in parts:
+            out.update(await part)
+        return out

@@ -1,0 +1,75 @@
+"""One real Ray Serve application per test session, on loopback, over the tiny models.
+
+Ray runs in this process as the driver (so tests can kill replicas); the app is the one
+``visearch serve`` deploys, built by ``serve_app.app.build_app`` with settings overrides.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Service:
+    url: str
+    data_dir: Path
+    catalog_dir: Path
+    args: dict[str, Any]
+
+    def client(self, **kw: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=120, **kw)
+
+
+def wait_ready(url: str, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(f"{url}/readyz", timeout=5)
+            if r.status_code == 200:
+                return r.json()
+            last = r.text
+        except httpx.HTTPError as e:
+            last = e
+        time.sleep(0.5)
+    raise AssertionError(f"service at {url} not ready after {timeout}s: {last}")
+
+
+@pytest.fixture(scope="session")
+def service(tiny_models: Path, tiny_synth: Path) -> Iterator[Service]:
+    import ray
+    from ray import serve
+
+    from serve_app.app import build_app
+
+    port = free_port()
+    args = {
+        "data_dir": str(tiny_models / "data"),
+        "embedding": {"threads": 1},
+        "serving": {"port": port, "catalog_dir": str(tiny_synth), "reload_interval_s": 1.0},
+    }
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             _node_ip_address="127.0.0.1", runtime_env={"env_vars": {"VISEARCH_EMBEDDING__THREADS": "1"}})
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(build_app(args), name="visearch", route_prefix="/", blocking=False)
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url)
+        yield Service(url, tiny_models / "data", tiny_synth, args)
+    finally:
+        serve.shutdown()
+        ray.shutdown()

@@ -1,0 +1,77 @@
+"""``visearch eval pipeline`` and ``visearch calibrate``: the whole query on held-out photos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from visearch.cli import app
+from visearch.cli._output import stdout_to_stderr
+from visearch.cli.eval import eval_app
+from visearch.config import get_settings
+from visearch.errors import DatasetError
+
+Data = Annotated[Path, typer.Option("--data", help="WB-Synth data set folder whose held-out photos are searched")]
+Limit = Annotated[int | None, typer.Option("--limit", min=1, help="at most this many photos")]
+AsJson = Annotated[bool, typer.Option("--json", help="print one JSON object")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
+
+
+def _check(data: Path) -> None:
+    if not (data / "scenes.parquet").is_file():
+        raise DatasetError(f"{data}: no scenes.parquet; is it a WB-Synth data set? (visearch synth --out {data})")
+
+
+@eval_app.command("pipeline")
+def eval_pipeline_cmd(
+    data: Data,
+    url: Annotated[str | None, typer.Option("--url", help="measure the running service at this URL instead of in process")] = None,
+    split: Annotated[str, typer.Option("--split", help="train, val or test")] = "test",
+    limit: Limit = None,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+) -> None:
+    """Top-1 / top-10 of held-out photos through the whole query (auto-picked and tapped object), article
+    hits apart, share of results in the query's category, exact-match precision, photo latency."""
+    from visearch.pipeline_eval import HttpClient, LocalClient, evaluate_pipeline
+
+    _check(data)
+    settings = get_settings()
+    with stdout_to_stderr(as_json):
+        client = HttpClient(url) if url else LocalClient(settings)
+        report = evaluate_pipeline(client, data, split=split, limit=limit, progress=not quiet,
+                                   source=url or "in process")
+    path = settings.data_dir / "reports" / "eval-pipeline.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False))
+        return
+    Console().print_json(json.dumps(report, ensure_ascii=False))
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    data: Data,
+    split: Annotated[str, typer.Option("--split", help="held-out split to calibrate on (not the one you report)")] = "val",
+    target: Annotated[float, typer.Option("--target", min=0.5, max=1.0, help="precision the exact label must reach")] = 0.95,
+    limit: Limit = None,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+) -> None:
+    """Calibrate when a result is taken for the very product photographed ("match": "exact"), and keep the
+    threshold with the embedder's registered version."""
+    from visearch.pipeline_eval import calibrate
+
+    _check(data)
+    settings = get_settings()
+    with stdout_to_stderr(as_json):
+        result = calibrate(settings, data, split=split, target=target, limit=limit, progress=not quiet)
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+        return
+    Console().print_json(json.dumps(result, ensure_ascii=False))

@@ -1,0 +1,118 @@
+"""Shopper feedback (impression, click, add_to_cart, order) in a durable append-only log.
+
+The default log is SQLite in WAL mode under the data dir: every accepted batch is one
+transaction, committed before the API answers, so an acknowledged event survives a crash.
+Events are idempotent by ``event_id`` (a retried POST adds nothing). The ranking and A/B
+work reads the log back (:meth:`EventLog.read`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["Event", "EventLog", "EVENT_TYPES"]
+
+EventType = Literal["impression", "click", "add_to_cart", "order"]
+EVENT_TYPES: tuple[str, ...] = ("impression", "click", "add_to_cart", "order")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    product_id TEXT,
+    position INTEGER,
+    variant TEXT,
+    experiment TEXT,
+    user_id TEXT,
+    value REAL,
+    ts REAL NOT NULL,
+    received REAL NOT NULL,
+    extra TEXT
+);
+CREATE INDEX IF NOT EXISTS events_request ON events(request_id);
+"""
+
+
+@dataclass(frozen=True)
+class Event:
+    type: EventType
+    request_id: str
+    product_id: str | None = None
+    position: int | None = None
+    variant: str | None = None
+    experiment: str | None = None
+    user_id: str | None = None
+    value: float | None = None  # an order's revenue
+    ts: float | None = None
+    event_id: str = ""
+
+    def with_defaults(self) -> Event:
+        from dataclasses import replace
+
+        return replace(self, event_id=self.event_id or uuid.uuid4().hex, ts=self.ts if self.ts is not None else time.time())
+
+
+class EventLog:
+    """Append-only events in SQLite (WAL); safe to share between threads of one process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def append(self, events: Sequence[Event]) -> int:
+        """Write ``events`` in one transaction; returns how many were new (duplicates by id are skipped)."""
+        now = time.time()
+        rows = []
+        for e in (ev.with_defaults() for ev in events):
+            d = asdict(e)
+            rows.append((d["event_id"], d["type"], d["request_id"], d["product_id"], d["position"], d["variant"],
+                         d["experiment"], d["user_id"], d["value"], d["ts"], now, None))
+        with self._lock:
+            before = self._db.total_changes
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO events (event_id, type, request_id, product_id, position, variant, experiment,"
+                    " user_id, value, ts, received, extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return self._db.total_changes - before
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def read(self, after: int = 0, limit: int = 10_000) -> Iterator[dict[str, Any]]:
+        """Events in the order they were accepted, from sequence number ``after`` on."""
+        with self._lock:
+            cur = self._db.execute("SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
+            names = [c[0] for c in cur.description]
+            rows = cur.fetchall()
+        for row in rows:
+            d = dict(zip(names, row, strict=True))
+            d.pop("extra")
+            yield d
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __repr__(self) -> str:
+        return f"EventLog({json.dumps(str(self.path))})"

@@ -1,0 +1,185 @@
+"""A/B experiments: variants, sticky assignment, and the versioned store they live in.
+
+An experiment splits users between *variants* by integer weights summing to 100. A
+variant names the embedder it searches with (a model reference, usually a registry
+alias) and the online vector size (128 or 256) stage 1 of the index uses. A user is
+assigned by a salted hash of their id, so they stay in one arm for the experiment's
+life and assignments of different experiments are independent (different salts).
+
+Assignment is a pure function (:func:`assign`), tested without any server. The store
+keeps every version of an experiment as its own JSON file; a running service reloads
+the newest one without a restart.
+
+>>> exp = Experiment(name="head-size", variants=[
+...     Variant(name="d128", weight=50, online_dim=128), Variant(name="d256", weight=50, online_dim=256)])
+>>> assign(exp, "user-42").name in ("d128", "d256")
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+from visearch.errors import DatasetError, InvalidArgumentError, NotFoundError
+
+__all__ = ["Variant", "Experiment", "assign", "bucket", "ExperimentStore", "default_experiment", "BUCKETS"]
+
+BUCKETS = 100  # weights are integer percentages
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_VERSION_FILE = re.compile(r"^v(\d{6})\.json$")
+
+
+class Variant(BaseModel):
+    """One arm: what its users are searched with."""
+
+    name: str
+    weight: int = Field(ge=0, le=BUCKETS)
+    embedder: str = "models:/visearch-embedder@champion"
+    online_dim: Literal[128, 256] = 128
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(f"variant name {v!r} must be 1-64 letters, digits, '_', '.' or '-'")
+        return v
+
+
+class Experiment(BaseModel):
+    """Variants with integer weights summing to 100; ``salt`` keeps experiments independent."""
+
+    name: str
+    variants: list[Variant] = Field(min_length=1)
+    salt: str = ""
+    active: bool = True
+    version: int = 0  # set by the store
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(f"experiment name {v!r} must be 1-64 letters, digits, '_', '.' or '-'")
+        return v
+
+    @model_validator(mode="after")
+    def _weights(self) -> Experiment:
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variant names must be unique, got {names}")
+        total = sum(v.weight for v in self.variants)
+        if total != BUCKETS:
+            raise ValueError(f"variant weights must sum to {BUCKETS}, got {total} ({', '.join(f'{v.name}={v.weight}' for v in self.variants)})")
+        if not self.salt:
+            self.salt = self.name
+        return self
+
+    def variant(self, name: str) -> Variant:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise NotFoundError(f"experiment {self.name!r} has no variant {name!r}; it has {[v.name for v in self.variants]}")
+
+
+def bucket(salt: str, user_id: str) -> int:
+    """The user's bucket 0..99: sha256 of ``salt:user_id``, uniform and stable across machines."""
+    digest = hashlib.sha256(f"{salt}:{user_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % BUCKETS
+
+
+def assign(experiment: Experiment, user_id: str) -> Variant:
+    """The variant ``user_id`` belongs to: buckets are handed out to variants in their order."""
+    if not user_id:
+        raise InvalidArgumentError("a user id is needed to assign a variant")
+    b = bucket(experiment.salt, user_id)
+    edge = 0
+    for v in experiment.variants:
+        edge += v.weight
+        if b < edge:
+            return v
+    raise AssertionError("weights sum to 100, so every bucket has a variant")  # pragma: no cover
+
+
+def default_experiment(embedder: str, online_dim: int) -> Experiment:
+    """What serves when no experiment is set: everyone in one ``control`` arm."""
+    dim = online_dim if online_dim in (128, 256) else 128
+    return Experiment(name="default", variants=[Variant(name="control", weight=BUCKETS, embedder=embedder, online_dim=dim)])
+
+
+class ExperimentStore:
+    """Experiments on disk: ``<root>/<name>/v000001.json``, one file per version, never rewritten.
+
+    A new version is written to a temporary file and renamed into place, so a reader sees
+    a whole version or none. The serving experiment is the one named ``serving`` in
+    ``<root>/SERVING`` (written the same way), or none.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _write_atomic(self, path: Path, text: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def versions(self, name: str) -> list[int]:
+        folder = self.root / name
+        if not folder.is_dir():
+            return []
+        return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _VERSION_FILE.match(p.name)))
+
+    def put(self, experiment: Experiment) -> Experiment:
+        """Store ``experiment`` as its next version and return it with the version set."""
+        number = (self.versions(experiment.name) or [0])[-1] + 1
+        stored = experiment.model_copy(update={"version": number})
+        self._write_atomic(self.root / experiment.name / f"v{number:06d}.json", stored.model_dump_json(indent=2))
+        return stored
+
+    def get(self, name: str, version: int | None = None) -> Experiment:
+        versions = self.versions(name)
+        if not versions:
+            raise NotFoundError(f"no experiment {name!r} in {self.root}")
+        number = versions[-1] if version is None else version
+        path = self.root / name / f"v{number:06d}.json"
+        if not path.is_file():
+            raise NotFoundError(f"experiment {name!r} has no version {number}; it has {versions}")
+        try:
+            return Experiment.model_validate_json(path.read_text(encoding="utf-8"))
+        except (ValidationError, ValueError) as e:
+            raise DatasetError(f"{path}: not a valid experiment ({e})") from None
+
+    def serve(self, name: str | None) -> None:
+        """Make ``name`` the serving experiment (``None``: the default single arm)."""
+        if name is not None:
+            self.get(name)
+        self._write_atomic(self.root / "SERVING", json.dumps({"serving": name}))
+
+    def serving(self) -> Experiment | None:
+        marker = self.root / "SERVING"
+        if not marker.is_file():
+            return None
+        name = json.loads(marker.read_text(encoding="utf-8")).get("serving")
+        return self.get(name) if name else None
+
+    def stamp(self) -> tuple[str | None, int]:
+        """A cheap fingerprint of what serves (name, newest version), for reload checks."""
+        marker = self.root / "SERVING"
+        if not marker.is_file():
+            return None, 0
+        name = json.loads(marker.read_text(encoding="utf-8")).get("serving")
+        return name, (self.versions(name) or [0])[-1] if name else 0

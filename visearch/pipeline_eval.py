@@ -1,0 +1,249 @@
+"""Search measured as shoppers meet it: held-out photos through the whole query, whole catalog indexed.
+
+Each held-out shopper photo goes through the same stages the service runs (in process, or
+over HTTP with ``url``), against whatever index serves (build it from every split for the
+figure a shopper sees). Two ways of asking are scored:
+
+* ``auto``: the object the service picks by itself; a hit when the true product of the
+  object it picked (the true box it overlaps most) is in the results;
+* ``tapped``: every true object the shopper could tap, searched through the detection that
+  overlaps its true box most (a follow-up search of the same session).
+
+Article hits (a number read off the photo naming its product) are counted apart. The same
+loop calibrates the exact-match threshold: the lowest top-1 similarity at which the top
+result is the very product for at least ``target`` of held-out queries.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from visearch.config import Settings
+from visearch.errors import DatasetError, VisearchError
+from visearch.progress import track
+
+__all__ = ["PipelineClient", "LocalClient", "HttpClient", "evaluate_pipeline", "calibrate_threshold", "iou"]
+
+Box = tuple[float, float, float, float]
+MIN_IOU = 0.3  # a detection below this overlap with every true box picked nothing real
+
+
+def iou(a: Box, b: Box) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+class PipelineClient(Protocol):
+    """A photo search and its follow-up, answered as the HTTP API's JSON."""
+
+    def photo(self, data: bytes, k: int) -> dict[str, Any]: ...
+
+    def again(self, session_id: str, object_id: int, k: int) -> dict[str, Any]: ...
+
+
+class LocalClient:
+    """The in-process pipeline (the same flow the service runs)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from visearch.pipeline import SearchPipeline
+
+        self.pipeline = SearchPipeline.from_settings(settings)
+        self._sessions: dict[str, Any] = {}
+
+    def photo(self, data: bytes, k: int) -> dict[str, Any]:
+        from visearch.pipeline import answer_to_dict
+
+        answer, session = self.pipeline.photo(data, k)
+        sid = f"local-{len(self._sessions)}"
+        self._sessions = {sid: session}  # only the latest is followed up
+        return {**answer_to_dict(answer), "session_id": sid}
+
+    def again(self, session_id: str, object_id: int, k: int) -> dict[str, Any]:
+        from visearch.pipeline import answer_to_dict
+
+        return answer_to_dict(self.pipeline.again(self._sessions[session_id], object_id=object_id, k=k))
+
+
+class HttpClient:
+    """The running service over HTTP API v1."""
+
+    def __init__(self, url: str, user: str = "eval") -> None:
+        import httpx
+
+        self.http = httpx.Client(base_url=url.rstrip("/"), timeout=60, headers={"X-User-Id": user})
+
+    def _ok(self, r: Any) -> dict[str, Any]:
+        if r.status_code != 200:
+            raise VisearchError(f"{r.request.method} {r.request.url}: {r.status_code} {r.text[:300]}")
+        return r.json()
+
+    def photo(self, data: bytes, k: int) -> dict[str, Any]:
+        return self._ok(self.http.post("/v1/photo", files={"image": ("photo.jpg", data, "image/jpeg")},
+                                       data={"top_k": str(k)}))
+
+    def again(self, session_id: str, object_id: int, k: int) -> dict[str, Any]:
+        return self._ok(self.http.post("/v1/search", json={"session_id": session_id, "object_id": object_id, "top_k": k}))
+
+
+@dataclass
+class _Query:
+    kind: str  # auto | tapped
+    photo_kind: str
+    product: str
+    ranked: list[str]
+    top_score: float | None
+    top_match: str | None
+    article_hit: bool
+    category_share: float | None
+
+
+def _photos(data: Path, split: str, limit: int | None) -> dict[str, list[dict[str, Any]]]:
+    import pyarrow.parquet as pq
+
+    path = data / "scenes.parquet"
+    if not path.is_file():
+        raise DatasetError(f"{data}: no scenes.parquet; is it a WB-Synth data set? (visearch synth --out {data})")
+    rows = pq.read_table(path).to_pylist()
+    by_photo: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["split"] == split:
+            by_photo[r["image"]].append(r)
+    if not by_photo:
+        raise DatasetError(f"{data}: no shopper photos in split {split!r}")
+    names = sorted(by_photo)[:limit] if limit else sorted(by_photo)
+    return {n: by_photo[n] for n in names}
+
+
+def _score(q_kind: str, photo_kind: str, truth: dict[str, Any], answer: dict[str, Any], categories: dict[str, str],
+           object_id: int | None) -> _Query:
+    results = answer["results"]
+    ranked = [x["product_id"] for x in results]
+    want_cat = categories.get(truth["product_id"])
+    cats = [categories.get(p) for p in ranked[:10]]
+    share = sum(c == want_cat for c in cats) / len(cats) if cats else None
+    hits = {a["product_id"] for a in answer["article_hits"] if object_id is None or a["object_id"] == object_id}
+    top = results[0] if results else None
+    return _Query(q_kind, photo_kind, truth["product_id"], ranked, top["score"] if top else None,
+                  top["match"] if top else None, truth["product_id"] in hits, share)
+
+
+def run_queries(client: PipelineClient, data: Path, split: str = "test", limit: int | None = None, k: int = 10,
+                progress: bool = True) -> tuple[list[_Query], list[float]]:
+    """Every held-out photo, auto-picked and tapped; returns the scored queries and photo latencies (ms)."""
+    from visearch.catalog import read_catalog
+
+    catalog = read_catalog(data, columns=["product_id", "category"]).to_pydict()
+    categories = dict(zip(catalog["product_id"], catalog["category"], strict=True))
+    photos = _photos(data, split, limit)
+    queries: list[_Query] = []
+    latencies: list[float] = []
+    for name in track(list(photos), len(photos), "searching held-out photos", enabled=progress):
+        truths = photos[name]
+        photo_kind = str(truths[0].get("kind") or "photo")
+        raw = (data / name).read_bytes()
+        t = time.perf_counter()
+        answer = client.photo(raw, k)
+        latencies.append((time.perf_counter() - t) * 1000)
+        boxes = [tuple(o["box"]) for o in answer["objects"]]
+        true_boxes = [(float(r["x1"]), float(r["y1"]), float(r["x2"]), float(r["y2"])) for r in truths]
+        # auto: the truth behind the object the service picked
+        picked = answer["picked"]
+        overlaps = [iou(boxes[picked], tb) for tb in true_boxes]
+        best = int(np.argmax(overlaps))
+        if overlaps[best] >= MIN_IOU:
+            queries.append(_score("auto", photo_kind, truths[best], answer, categories, picked))
+        else:
+            queries.append(_Query("auto", photo_kind, truths[0]["product_id"], [], None, None, False, None))
+        # tapped: each true object through the detection overlapping it most
+        for truth, tb in zip(truths, true_boxes, strict=True):
+            scores = [iou(b, tb) for b in boxes]
+            obj = int(np.argmax(scores))
+            follow = answer if obj == picked else client.again(answer["session_id"], obj, k)
+            queries.append(_score("tapped", photo_kind, truth, follow, categories, obj))
+    return queries, latencies
+
+
+def _summary(qs: list[_Query]) -> dict[str, Any]:
+    n = len(qs)
+    if not n:
+        return {"n": 0}
+    top1 = sum(bool(q.ranked) and q.ranked[0] == q.product for q in qs) / n
+    top10 = sum(q.product in q.ranked[:10] for q in qs) / n
+    shares = [q.category_share for q in qs if q.category_share is not None]
+    exact = [q for q in qs if q.top_match == "exact"]
+    return {
+        "n": n, "top1": round(top1, 4), "top10": round(top10, 4),
+        "article_hits": round(sum(q.article_hit for q in qs) / n, 4),
+        "top10_without_article_hits": round(sum(q.product in q.ranked[:10] for q in qs if not q.article_hit)
+                                            / max(1, sum(not q.article_hit for q in qs)), 4),
+        "category_share@10": round(float(np.mean(shares)), 4) if shares else None,
+        "exact": {"labelled": len(exact),
+                  "precision": round(sum(q.ranked[0] == q.product for q in exact) / len(exact), 4) if exact else None,
+                  "recall": round(sum(q.ranked[0] == q.product for q in exact) / n, 4)},
+    }
+
+
+def evaluate_pipeline(client: PipelineClient, data: Path, *, split: str = "test", limit: int | None = None,
+                      progress: bool = True, source: str = "in process") -> dict[str, Any]:
+    """Top-1 / top-10 per way of asking and per photo kind, article hits apart, exact-match precision."""
+    queries, latencies = run_queries(client, data, split, limit, progress=progress)
+    report: dict[str, Any] = {"data": str(data), "split": split, "source": source, "photos": len(latencies)}
+    for kind in ("auto", "tapped"):
+        mine = [q for q in queries if q.kind == kind]
+        report[kind] = _summary(mine)
+        per_kind = sorted({q.photo_kind for q in mine})
+        if len(per_kind) > 1:
+            report[kind]["by_photo_kind"] = {pk: _summary([q for q in mine if q.photo_kind == pk]) for pk in per_kind}
+    lat = np.asarray(latencies)
+    report["photo_latency_ms"] = {"p50": round(float(np.percentile(lat, 50)), 1), "p95": round(float(np.percentile(lat, 95)), 1)}
+    return report
+
+
+def calibrate_threshold(queries: list[_Query], target: float) -> dict[str, Any]:
+    """The lowest top-1 similarity whose top results are right for at least ``target`` of queries above it."""
+    scored = sorted(((q.top_score, bool(q.ranked) and q.ranked[0] == q.product) for q in queries
+                     if q.top_score is not None and not q.article_hit), key=lambda x: -x[0])
+    if not scored:
+        raise VisearchError("no queries to calibrate on")
+    best: tuple[float, float, float] | None = None
+    correct = 0
+    for i, (score, ok) in enumerate(scored, start=1):
+        correct += ok
+        precision = correct / i
+        if precision >= target and (i == len(scored) or scored[i][0] < score):
+            best = (score, precision, correct / len(scored))
+    if best is None:
+        return {"threshold": None, "precision": None, "recall": 0.0, "n": len(scored), "target": target}
+    return {"threshold": round(best[0], 5), "precision": round(best[1], 4), "recall": round(best[2], 4),
+            "n": len(scored), "target": target}
+
+
+def calibrate(settings: Settings, data: Path, *, split: str = "val", target: float = 0.95, limit: int | None = None,
+              progress: bool = True, save: bool = True) -> dict[str, Any]:
+    """Calibrate the exact-match threshold of the configured embedder on ``split`` and keep it with the version."""
+    from visearch.registry import ModelStore, pin_model
+    from visearch.stages import MATCH_TAG
+
+    client = LocalClient(settings)
+    queries, _ = run_queries(client, data, split, limit, progress=progress)
+    tapped = [q for q in queries if q.kind == "tapped"]
+    result = calibrate_threshold(tapped, target)
+    pinned = pin_model(settings.models.embedder, settings)
+    result.update({"embedder": pinned.label, "data": str(data), "split": split})
+    if save and result["threshold"] is not None and pinned.ref.startswith("models:/"):
+        ModelStore(settings).set_tags(pinned.name, pinned.version, {
+            MATCH_TAG: str(result["threshold"]), "match_calibration": json.dumps(result, ensure_ascii=False)})
+        result["saved"] = f"models:/{pinned.label} tag {MATCH_TAG}"
+    return result
+
+

@@ -1,0 +1,127 @@
+"""The search stage: index + enrichment, vectors in, product lists out.
+
+It owns one open index per online vector size (a variant searching with the 256-d
+slice needs an index whose stage 1 is built on 256 dims), looks articles up, and turns
+payloads into what a result shows. Ranking beyond similarity plugs in here.
+
+>>> searcher = Searcher.from_settings(settings)                       # doctest: +SKIP
+>>> searcher.search(vectors, k=10, online_dim=128)[0][0].product_id   # doctest: +SKIP
+'p000123'
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from visearch.config import IndexSettings, Settings
+from visearch.errors import InvalidArgumentError, NotFoundError
+from visearch.index import Hit, SearchFilter, VectorIndex, open_index
+
+__all__ = ["Searcher", "index_settings_for"]
+
+
+def index_settings_for(settings: IndexSettings, online_dim: int) -> IndexSettings:
+    """Where the index for ``online_dim`` lives: the configured one, or ``<path>-d<dim>`` beside it.
+
+    Build the second one with ``VISEARCH_INDEX__ONLINE_DIM=256 visearch index build ...``.
+    """
+    if online_dim == settings.online_dim:
+        return settings
+    update: dict[str, object] = {"online_dim": online_dim}
+    if settings.backend == "edge":
+        assert settings.path is not None
+        update["path"] = Path(f"{settings.path}-d{online_dim}")
+    else:
+        update["collection"] = f"{settings.collection}-d{online_dim}"
+    return settings.model_copy(update=update)
+
+
+@dataclass
+class Searcher:
+    """Indexes by online size; list-in, list-out search; article lookup; product cards."""
+
+    settings: IndexSettings
+
+    def __post_init__(self) -> None:
+        self._indexes: dict[int, VectorIndex] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Searcher:
+        searcher = cls(settings.index)
+        searcher.index(settings.index.online_dim).count()  # fail now, not on the first query
+        return searcher
+
+    def index(self, online_dim: int | None = None) -> VectorIndex:
+        dim = online_dim or self.settings.online_dim
+        with self._lock:
+            if dim not in self._indexes:
+                self._indexes[dim] = open_index(index_settings_for(self.settings, dim))
+            return self._indexes[dim]
+
+    @property
+    def version(self) -> str:
+        info = self.index().current_version()
+        return info.version if info else "none"
+
+    def versions(self) -> dict[int, str]:
+        with self._lock:
+            opened = dict(self._indexes)
+        return {dim: (v.version if (v := idx.current_version()) else "none") for dim, idx in opened.items()}
+
+    def refresh(self) -> bool:
+        """Pick up index versions built or rolled back since; True when any switched."""
+        with self._lock:
+            opened = list(self._indexes.values())
+        return any([idx.refresh() for idx in opened])
+
+    def search(self, vectors: np.ndarray, k: int, *, online_dim: int | None = None,
+               filter: SearchFilter | None = None, exclude: Sequence[str] = ()) -> list[list[Hit]]:
+        """Top ``k`` distinct products for each full MRL vector, best first, ``exclude`` left out."""
+        if vectors.ndim != 2 or not len(vectors):
+            raise InvalidArgumentError(f"search takes a (n, dim) matrix of vectors, got shape {vectors.shape}")
+        drop = set(exclude)
+        found = self.index(online_dim).search_batch(vectors, k + len(drop), mode="two_stage", filter=filter)
+        out = []
+        for hits in found:
+            seen: set[str] = set()
+            unique = []
+            for h in hits:  # one point per product today; kept unique whatever the index holds
+                if h.product_id in seen or h.product_id in drop:
+                    continue
+                seen.add(h.product_id)
+                unique.append(h)
+            out.append(unique[:k])
+        return out
+
+    def lookup(self, articles: Sequence[str]) -> dict[str, Hit]:
+        """The product each known article names (unknown articles are left out)."""
+        out = {}
+        index = self.index()
+        for article in dict.fromkeys(articles):
+            hits = index.lookup_article(article, limit=1)
+            if hits:
+                out[article] = hits[0]
+        return out
+
+    def products(self, product_ids: Sequence[str]) -> dict[str, dict]:
+        return self.index().get(product_ids)
+
+    def similar(self, product_id: str, k: int, *, online_dim: int | None = None,
+                filter: SearchFilter | None = None) -> list[Hit]:
+        """More like this: the product's own stored vector searched, the product left out."""
+        vectors = self.index(online_dim).vectors([product_id])
+        if product_id not in vectors:
+            raise NotFoundError(f"no product {product_id!r} in the index")
+        return self.search(vectors[product_id][None, :], k, online_dim=online_dim, filter=filter, exclude=[product_id])[0]
+
+    def close(self) -> None:
+        with self._lock:
+            for idx in self._indexes.values():
+                idx.close()
+            self._indexes.clear()

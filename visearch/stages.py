@@ -1,0 +1,108 @@
+"""The stages in this process: the models themselves behind the :class:`~visearch.query.Stages` protocol.
+
+The CLI, the tests and the evaluation run queries through these; the service runs the
+same :class:`~visearch.query.QueryFlow` over Ray Serve handles instead.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from visearch.config import Settings
+from visearch.embedding.embedder import Embedder
+from visearch.errors import InvalidArgumentError
+from visearch.index import Hit, SearchFilter
+from visearch.query import Detected, Embedded, Searched
+from visearch.registry import PinnedModel, pin_model
+from visearch.searcher import Searcher
+from visearch.vision.detector import Detector
+from visearch.vision.ocr import ArticleReader, TextLine
+
+__all__ = ["LocalStages", "LoadedEmbedder", "load_embedder", "match_threshold_of"]
+
+MATCH_TAG = "match_threshold"
+
+
+def match_threshold_of(pinned: PinnedModel, settings: Settings) -> float | None:
+    """The exact-match threshold calibrated with this embedder version (``visearch calibrate``), if any."""
+    if not pinned.ref.startswith("models:/"):
+        return None
+    from visearch.registry import ModelStore
+
+    value = ModelStore(settings).tags(pinned.name, pinned.version).get(MATCH_TAG)
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class LoadedEmbedder:
+    embedder: Embedder
+    model: PinnedModel
+    match_threshold: float | None
+
+    def embed(self, crops: Sequence[Image.Image]) -> Embedded:
+        return Embedded(self.embedder.embed(list(crops)), self.model, self.match_threshold)
+
+
+def load_embedder(ref: str, settings: Settings) -> LoadedEmbedder:
+    """An embedder by reference, pinned (``@champion`` → its version) with its calibration."""
+    pinned = pin_model(ref, settings)
+    return LoadedEmbedder(Embedder.from_ref(pinned.ref, settings), pinned, match_threshold_of(pinned, settings))
+
+
+@dataclass
+class LocalStages:
+    """Detector, article reader, embedders (by reference) and searcher in this process."""
+
+    settings: Settings
+    detector: Detector
+    detector_model: PinnedModel
+    reader: ArticleReader
+    searcher: Searcher
+    embedders: dict[str, LoadedEmbedder] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalStages:
+        pinned = pin_model(settings.models.detector, settings)
+        stages = cls(settings, Detector.from_ref(pinned.ref, settings), pinned, ArticleReader.from_settings(settings),
+                     Searcher.from_settings(settings))
+        stages.embedder(settings.models.embedder)
+        return stages
+
+    def embedder(self, ref: str) -> LoadedEmbedder:
+        with self._lock:
+            if ref not in self.embedders:
+                self.embedders[ref] = load_embedder(ref, self.settings)
+            return self.embedders[ref]
+
+    async def detect(self, image: Image.Image) -> Detected:
+        return Detected(self.detector.detect([image])[0], self.detector_model)
+
+    async def read(self, image: Image.Image) -> list[TextLine]:
+        return self.reader.read_batch([image], [()])[0].lines
+
+    async def embed(self, crops: Sequence[Image.Image], embedder: str) -> Embedded:
+        if not crops:
+            raise InvalidArgumentError("nothing to embed")
+        return self.embedder(embedder).embed(crops)
+
+    async def search(self, vectors: np.ndarray, k: int, *, online_dim: int, filter: SearchFilter | None = None,
+                     exclude: Sequence[str] = ()) -> Searched:
+        hits = self.searcher.search(vectors, k, online_dim=online_dim, filter=filter, exclude=exclude)
+        return Searched(hits, self.searcher.version)
+
+    async def lookup(self, articles: Sequence[str]) -> dict[str, Hit]:
+        return self.searcher.lookup(articles)
+
+    async def vector(self, product_id: str) -> np.ndarray | None:
+        return self.searcher.index().vectors([product_id]).get(product_id)
