@@ -75,9 +75,11 @@ class VisionSettings(BaseModel):
                                 "(ultralytics alone keeps one core idle, which on 2 cores halves the speed)")
     article_pattern: str = Field(r"[1-9]\d{5,9}", description="regular expression of an article number")
     ocr_min_score: float = Field(0.5, ge=0, le=1, description="lowest OCR line confidence used")
-    ocr_det_side: int = Field(480, ge=32, description="PP-OCR text detection sees the photo resized (up or down) so that its "
+    ocr_det_side: int = Field(576, ge=32, description="PP-OCR text detection sees the photo resized (up or down) so that its "
                               "long side (ocr_det_limit=max) or short side (min) is this many px; object crops keep that scale")
     ocr_det_limit: Literal["max", "min"] = Field("max", description="which side of the photo ocr_det_side sets")
+    ocr_det_box_thresh: float = Field(0.4, gt=0, lt=1, description="lowest mean text probability of a detected line (RapidOCR: "
+                                      "0.5, which drops small tilted labels)")
     ocr_by_boxes: bool = Field(True, description="read text only inside the detected objects' boxes (plus ocr_box_margin), "
                                "not on the whole photo; a photo without boxes is read whole")
     ocr_box_margin: float = Field(0.1, ge=0, le=1, description="each side of an object box grows by this share of its width/height "
@@ -88,8 +90,8 @@ class VisionSettings(BaseModel):
                                   "(an article has 6+ digits); 0 recognises every line")
     ocr_max_lines: int | None = Field(16, ge=1, description="most text lines recognised per photo, largest first; None: all")
     ocr_rec_batch: int = Field(6, ge=1, description="text lines per PP-OCR recognition pass")
-    ocr_rec_min_width: int = Field(48, ge=8, description="recognition pads every line to at least this width, px at 48 px height "
-                                   "(PaddleOCR pads to 320)")
+    ocr_rec_min_width: int = Field(320, ge=8, description="recognition pads every line to at least this width (px at the "
+                                   "model's 48-px height), as PaddleOCR does")
     ocr_threads: int = Field(1, ge=1, description="onnxruntime intra-op threads of the OCR models (a second thread loses when "
                              "the other core is busy with detection or another query)")
 

@@ -37,6 +37,12 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _VERSION_FILE = re.compile(r"^v(\d{6})\.json$")
 
 
+def _checked_name(kind: str, v: str) -> str:
+    if not _NAME.match(v):
+        raise ValueError(f"{kind} name {v!r} must be 1-64 letters, digits, '_', '.' or '-'")
+    return v
+
+
 class Variant(BaseModel):
     """One arm: what its users are searched with."""
 
@@ -48,9 +54,7 @@ class Variant(BaseModel):
     @field_validator("name")
     @classmethod
     def _name_ok(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError(f"variant name {v!r} must be 1-64 letters, digits, '_', '.' or '-'")
-        return v
+        return _checked_name("variant", v)
 
 
 class Experiment(BaseModel):
@@ -65,9 +69,7 @@ class Experiment(BaseModel):
     @field_validator("name")
     @classmethod
     def _name_ok(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError(f"experiment name {v!r} must be 1-64 letters, digits, '_', '.' or '-'")
-        return v
+        return _checked_name("experiment", v)
 
     @model_validator(mode="after")
     def _weights(self) -> Experiment:

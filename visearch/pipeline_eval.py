@@ -28,19 +28,12 @@ import numpy as np
 from visearch.config import Settings
 from visearch.errors import DatasetError, VisearchError
 from visearch.progress import track
+from visearch.vision.evaluate import iou
 
 __all__ = ["PipelineClient", "LocalClient", "HttpClient", "evaluate_pipeline", "calibrate_threshold", "iou"]
 
 Box = tuple[float, float, float, float]
 MIN_IOU = 0.3  # a detection below this overlap with every true box picked nothing real
-
-
-def iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 class PipelineClient(Protocol):
@@ -101,8 +94,9 @@ class _Query:
     photo_kind: str
     product: str
     ranked: list[str]
-    top_score: float | None
+    top_score: float | None  # similarity of the first result found by vector (not by an article read)
     top_match: str | None
+    top_via: str | None
     article_hit: bool
     category_share: float | None
 
@@ -133,8 +127,8 @@ def _score(q_kind: str, photo_kind: str, truth: dict[str, Any], answer: dict[str
     share = sum(c == want_cat for c in cats) / len(cats) if cats else None
     hits = {a["product_id"] for a in answer["article_hits"] if object_id is None or a["object_id"] == object_id}
     top = results[0] if results else None
-    return _Query(q_kind, photo_kind, truth["product_id"], ranked, top["score"] if top else None,
-                  top["match"] if top else None, truth["product_id"] in hits, share)
+    return _Query(q_kind, photo_kind, truth["product_id"], ranked, top["score"] if top and top["via"] == "vector" else None,
+                  top["match"] if top else None, top["via"] if top else None, truth["product_id"] in hits, share)
 
 
 def run_queries(client: PipelineClient, data: Path, split: str = "test", limit: int | None = None, k: int = 10,
@@ -163,7 +157,7 @@ def run_queries(client: PipelineClient, data: Path, split: str = "test", limit: 
         if overlaps[best] >= MIN_IOU:
             queries.append(_score("auto", photo_kind, truths[best], answer, categories, picked))
         else:
-            queries.append(_Query("auto", photo_kind, truths[0]["product_id"], [], None, None, False, None))
+            queries.append(_Query("auto", photo_kind, truths[0]["product_id"], [], None, None, None, False, None))
         # tapped: each true object through the detection overlapping it most
         for truth, tb in zip(truths, true_boxes, strict=True):
             scores = [iou(b, tb) for b in boxes]
@@ -181,6 +175,7 @@ def _summary(qs: list[_Query]) -> dict[str, Any]:
     top10 = sum(q.product in q.ranked[:10] for q in qs) / n
     shares = [q.category_share for q in qs if q.category_share is not None]
     exact = [q for q in qs if q.top_match == "exact"]
+    by_vector = [q for q in exact if q.top_via == "vector"]
     return {
         "n": n, "top1": round(top1, 4), "top10": round(top10, 4),
         "article_hits": round(sum(q.article_hit for q in qs) / n, 4),
@@ -189,7 +184,9 @@ def _summary(qs: list[_Query]) -> dict[str, Any]:
         "category_share@10": round(float(np.mean(shares)), 4) if shares else None,
         "exact": {"labelled": len(exact),
                   "precision": round(sum(q.ranked[0] == q.product for q in exact) / len(exact), 4) if exact else None,
-                  "recall": round(sum(q.ranked[0] == q.product for q in exact) / n, 4)},
+                  "recall": round(sum(q.ranked[0] == q.product for q in exact) / n, 4),
+                  "by_vector": {"labelled": len(by_vector), "precision": round(
+                      sum(q.ranked[0] == q.product for q in by_vector) / len(by_vector), 4) if by_vector else None}},
     }
 
 
@@ -211,8 +208,8 @@ def evaluate_pipeline(client: PipelineClient, data: Path, *, split: str = "test"
 
 def calibrate_threshold(queries: list[_Query], target: float) -> dict[str, Any]:
     """The lowest top-1 similarity whose top results are right for at least ``target`` of queries above it."""
-    scored = sorted(((q.top_score, bool(q.ranked) and q.ranked[0] == q.product) for q in queries
-                     if q.top_score is not None and not q.article_hit), key=lambda x: -x[0])
+    scored = sorted(((q.top_score, q.ranked[0] == q.product) for q in queries if q.top_score is not None),
+                    key=lambda x: -x[0])
     if not scored:
         raise VisearchError("no queries to calibrate on")
     best: tuple[float, float, float] | None = None

@@ -23,7 +23,7 @@ from visearch.synth.preview import draw_boxes
 from visearch.vision.detector import Detector
 from visearch.vision.ocr import ArticleReader
 
-__all__ = ["eval_detector", "eval_ocr", "write_report"]
+__all__ = ["eval_detector", "eval_ocr", "write_report", "iou"]
 
 Box = tuple[float, float, float, float]
 SHEET_PHOTOS = 8
@@ -42,7 +42,7 @@ def _split_rows(data: Path, split: str) -> tuple[dict[str, list], dict[str, list
     return scenes, dict(by_scene)
 
 
-def _iou(a: Box, b: Box) -> float:
+def iou(a: Box, b: Box) -> float:
     iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = iw * ih
@@ -146,7 +146,7 @@ def eval_ocr(
             article, pid = scenes["article"][i], scenes["product_id"][i]
             hits = [h for h in result.hits if h.article == article]
             found += bool(hits)
-            linked += any(h.object_index is not None and _iou(objects[h.object_index], truth[pid]) >= 0.5 for h in hits)
+            linked += any(h.object_index is not None and iou(objects[h.object_index], truth[pid]) >= 0.5 for h in hits)
         if len(tiles) < SHEET_PHOTOS and any(scenes["article_visible"][i] for i in rows):
             tiles.append(draw_boxes(img, [(tuple(round(c) for c in h.box), h.article) for h in result.hits]))
     report = {
