@@ -18,7 +18,6 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from ray import serve
 from ray.serve.handle import DeploymentHandle
-from starlette.routing import Match
 
 from serve_app import errors
 from serve_app.deployments import DetectorDeployment, EmbedderDeployment, OcrDeployment, SearchDeployment
@@ -61,7 +60,7 @@ def create_app(frontend: Frontend) -> FastAPI:
             status, variant = response.status_code, response.headers.get(VARIANT_HEADER, "none")
             return response
         finally:
-            route = _route_of(app, request)
+            route = getattr(request.scope.get("route"), "path", "unmatched")  # the template, set by the router
             m = frontend.metrics
             m.requests.labels(route, variant, str(status)).inc()
             m.latency.labels(route, variant).observe(time.perf_counter() - t)
@@ -70,15 +69,6 @@ def create_app(frontend: Frontend) -> FastAPI:
 
     app.add_middleware(BodyLimit, max_bytes=int(frontend.settings.serving.max_body_mb * 2**20))
     return app
-
-
-def _route_of(app: FastAPI, request: Request) -> str:
-    """The route template a request matched (``/v1/products/{product_id}``): bounded metric labels."""
-    for route in app.routes:
-        match, _ = route.matches(request.scope)
-        if match == Match.FULL:
-            return getattr(route, "path", "other")
-    return "unmatched"
 
 
 @serve.deployment(name="Ingress")

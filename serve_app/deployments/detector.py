@@ -13,12 +13,18 @@ from visearch.registry.watch import ModelWatcher
 from visearch.vision.detector import Detector
 
 
+def _warm(detector: Detector) -> Detector:
+    """One pass on a blank photo: the first real request must not pay for lazy initialisation (~1 s)."""
+    detector.detect([Image.new("RGB", (320, 320), (128, 128, 128))])
+    return detector
+
+
 @serve.deployment(name="Detector")
 class DetectorDeployment:
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = settings_from(settings)
         s = self.settings
-        self.model = ModelWatcher(s.models.detector, s, lambda pinned: Detector.from_ref(pinned.ref, s))
+        self.model = ModelWatcher(s.models.detector, s, lambda pinned: _warm(Detector.from_ref(pinned.ref, s)))
         cfg = s.serving.detector
         self.detect.set_max_batch_size(cfg.max_batch_size)
         self.detect.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)

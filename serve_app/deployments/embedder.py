@@ -28,7 +28,9 @@ class EmbedderDeployment:
 
     @serve.multiplexed(max_num_models_per_replica=3)
     async def get_model(self, model_id: str) -> LoadedEmbedder:
-        return load_embedder(model_id, self.settings)
+        model = load_embedder(model_id, self.settings)
+        model.embed([Image.new("RGB", (64, 64), (128, 128, 128))])  # warm up before it serves
+        return model
 
     async def info(self) -> dict[str, str]:
         """Load (or touch) the requested version: the readiness probe warms the champion up."""

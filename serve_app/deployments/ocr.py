@@ -16,6 +16,7 @@ class OcrDeployment:
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = settings_from(settings)
         self.reader = ArticleReader.from_settings(self.settings)
+        self.read(Image.new("RGB", (320, 320), (255, 255, 255)))  # warm up before the first request
 
     def read(self, image: Image.Image) -> list[TextLine]:
         return self.reader.read_batch([image], [()])[0].lines

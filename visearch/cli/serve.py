@@ -9,6 +9,7 @@ sends one photo through the HTTP API once the service is ready and prints what i
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -105,6 +106,10 @@ def serve(
 
     from serve_app.app import build_app
 
+    def stop(signum: int, _frame: object) -> None:  # a supervisor's TERM ends like Ctrl-C: Serve shut down cleanly
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     console.print(f"starting Ray Serve on {host}:{port} ...")
     ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
