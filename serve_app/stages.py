@@ -31,8 +31,8 @@ class ServeStages:
     async def detect(self, image: Image.Image) -> Detected:
         return await self.detector.detect.remote(image)
 
-    async def read(self, image: Image.Image) -> list[TextLine]:
-        return await self.ocr.read.remote(image)
+    async def read(self, image: Image.Image, boxes: Sequence[tuple[float, float, float, float]] = ()) -> list[TextLine]:
+        return await self.ocr.read.remote(image, list(boxes))
 
     async def embed(self, crops: Sequence[Image.Image], embedder: str) -> Embedded:
         pinned = await asyncio.to_thread(self.pins.pin, embedder)  # a moved alias: a new multiplexed model id

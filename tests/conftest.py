@@ -4,6 +4,7 @@ pyproject.toml); loopback stays open for the servers the tests start themselves.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,14 +57,15 @@ def tiny_models(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     the catalog vectorised and indexed: a data dir (``root/data``) the search stages load from."""
     root = tmp_path_factory.mktemp("models")
     (root / "home").mkdir()
-    data = str(tiny_synth)
+    # train on a copy: ultralytics writes label caches beside the labels, and tiny_synth stays pristine
+    data = str(shutil.copytree(tiny_synth, root / "tiny"))
     for args in (
         ("train", "detector", "--data", data, "--recipe", "tiny", "--alias", "champion"),
         ("train", "backbone", "--data", data, "--recipe", "tiny", "--alias", "champion", "--quiet"),
         ("train", "head", "--data", data, "--recipe", "tiny", "--alias", "champion"),
         ("vectorize", "--data", data, "--quiet"),
         ("index", "build", "--vectors", str(root / "data" / "vectors" / "tiny.parquet"),
-         "--catalog", str(tiny_synth / "products.parquet"), "--quiet"),
+         "--catalog", str(Path(data) / "products.parquet"), "--quiet"),
     ):
         r = run_cli(root, *args)
         assert r.returncode == 0, f"{args}: {r.stdout[-1500:]}{r.stderr[-3000:]}"

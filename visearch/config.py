@@ -81,7 +81,8 @@ class VisionSettings(BaseModel):
     ocr_det_box_thresh: float = Field(0.4, gt=0, lt=1, description="lowest mean text probability of a detected line (RapidOCR: "
                                       "0.5, which drops small tilted labels)")
     ocr_by_boxes: bool = Field(True, description="read text only inside the detected objects' boxes (plus ocr_box_margin), "
-                               "not on the whole photo; a photo without boxes is read whole")
+                               "not on the whole photo; a photo without boxes is read whole. A query then reads after "
+                               "detection (27 ms a photo on 2 cores) instead of reading the whole photo while it detects (66 ms)")
     ocr_box_margin: float = Field(0.1, ge=0, le=1, description="each side of an object box grows by this share of its width/height "
                                   "before reading (labels stick out, detector boxes are loose)")
     ocr_whole_fraction: float = Field(0.8, gt=0, description="when the grown boxes cover at least this share of the photo, it is "

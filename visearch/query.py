@@ -75,7 +75,7 @@ class Stages(Protocol):
 
     async def detect(self, image: Image.Image) -> Detected: ...
 
-    async def read(self, image: Image.Image) -> list[TextLine]: ...
+    async def read(self, image: Image.Image, boxes: Sequence[Box] = ()) -> list[TextLine]: ...
 
     async def embed(self, crops: Sequence[Image.Image], embedder: str) -> Embedded: ...
 
@@ -219,13 +219,17 @@ class QueryFlow:
             timings["detect"] = _ms(t0)
             return out
 
-        async def timed_read() -> list[TextLine]:
+        async def timed_read(boxes: Sequence[Box] = ()) -> list[TextLine]:
             t0 = time.perf_counter()
-            out = await self.stages.read(image)
+            out = await self.stages.read(image, boxes)
             timings["ocr"] = _ms(t0)
             return out
 
-        detected, lines = await asyncio.gather(timed_detect(), timed_read())
+        if self.settings.vision.ocr_by_boxes:  # read where it matters: inside the objects, once they are known
+            detected = await timed_detect()
+            lines = await timed_read([d.box for d in detected.objects if not d.fallback])
+        else:  # the whole photo, read while the detector runs
+            detected, lines = await asyncio.gather(timed_detect(), timed_read())
         objects = [FoundObject(i, d.box, d.category, d.score, fallback=d.fallback) for i, d in enumerate(detected.objects)]
         article_hits, objects = await self._articles(lines, objects, timings)
         w, h = image.size

@@ -88,8 +88,8 @@ class LocalStages:
     async def detect(self, image: Image.Image) -> Detected:
         return Detected(self.detector.detect([image])[0], self.detector_model)
 
-    async def read(self, image: Image.Image) -> list[TextLine]:
-        return self.reader.read_batch([image], [()])[0].lines
+    async def read(self, image: Image.Image, boxes: Sequence[tuple[float, float, float, float]] = ()) -> list[TextLine]:
+        return self.reader.read_batch([image], [boxes])[0].lines
 
     async def embed(self, crops: Sequence[Image.Image], embedder: str) -> Embedded:
         if not crops:

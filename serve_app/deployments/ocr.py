@@ -18,8 +18,8 @@ class OcrDeployment:
         self.reader = ArticleReader.from_settings(self.settings)
         self.read(Image.new("RGB", (320, 320), (255, 255, 255)))  # warm up before the first request
 
-    def read(self, image: Image.Image) -> list[TextLine]:
-        return self.reader.read_batch([image], [()])[0].lines
+    def read(self, image: Image.Image, boxes: list[tuple[float, float, float, float]] | None = None) -> list[TextLine]:
+        return self.reader.read_batch([image], [boxes or ()])[0].lines
 
     def info(self) -> dict[str, str]:
         return {"ocr": self.settings.models.ocr_backend}

@@ -162,9 +162,9 @@ def _tiff_pages(n: int) -> bytes:
 
 
 def _progressive_many_scans(copies: int) -> bytes:
-    """A progressive JPEG whose scans are repeated ``copies`` times (every scan is a full decode pass)."""
+    """A small progressive JPEG whose scans are repeated ``copies`` times (every scan is a full decode pass)."""
     buf = io.BytesIO()
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (512, 512, 3), np.uint8)).save(
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(
         buf, format="JPEG", progressive=True, quality=90)
     data = buf.getvalue()
     first_sos = data.index(b"\xff\xda")
@@ -177,7 +177,7 @@ HOSTILE = {
     "truncated": (_image("JPEG")[:300], "image/jpeg"),
     "bomb": (_png_claiming(30000, 30000), "image/png"),
     "tiny": (_image("PNG")[:0] or Image.new("RGB", (4, 4)).tobytes(), "image/png"),
-    "progressive_scans": (_progressive_many_scans(2000), "image/jpeg"),
+    "progressive_scans": (_progressive_many_scans(500), "image/jpeg"),
     "tiff_pages": (_tiff_pages(3000), "image/tiff"),
 }
 
