@@ -36,10 +36,11 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def run_cli(root: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``visearch ARGS`` in a clean environment whose data dir is ``root/data``."""
+def run_cli(root: Path, *args: str, timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``visearch ARGS`` in a clean environment whose data dir is ``root/data`` (plus ``env``)."""
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VISEARCH_", "HF_", "YOLO_"))}
-    env.update(HOME=str(root / "home"), VISEARCH_DATA_DIR=str(root / "data"), VISEARCH_EMBEDDING__THREADS="1")
+    env.update(HOME=str(root / "home"), VISEARCH_DATA_DIR=str(root / "data"), VISEARCH_EMBEDDING__THREADS="1", **extra)
     (root / "work").mkdir(parents=True, exist_ok=True)
     return subprocess.run([sys.executable, "-m", "visearch", *args], cwd=root / "work", env=env,
                           capture_output=True, text=True, timeout=timeout)

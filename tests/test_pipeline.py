@@ -28,10 +28,12 @@ def test_search_returns_products_from_the_catalog(tiny_models, tiny_synth, cli):
         assert result["models"]["embedder"].startswith("visearch-embedder/")
 
 
-def test_article_on_the_photo_is_a_direct_hit(tiny_models, tiny_synth, cli):
+@pytest.mark.parametrize("by_boxes", ["true", "false"])  # read inside the objects after detection, or the whole photo meanwhile
+def test_article_on_the_photo_is_a_direct_hit(tiny_models, tiny_synth, cli, by_boxes):
     scenes = pq.read_table(tiny_synth / "scenes.parquet").to_pydict()
     i = scenes["article_visible"].index(True)
-    r = cli(tiny_models, "search", str(tiny_synth / scenes["image"][i]), "--json")
+    r = cli(tiny_models, "search", str(tiny_synth / scenes["image"][i]), "--json",
+            env={"VISEARCH_VISION__OCR_BY_BOXES": by_boxes})
     assert r.returncode == 0, r.stderr[-3000:]
     articles = {a["article"]: a["product_id"] for a in json.loads(r.stdout)["article_hits"]}
     assert articles.get(scenes["article"][i]) == scenes["product_id"][i]
