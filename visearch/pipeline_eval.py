@@ -51,20 +51,19 @@ class LocalClient:
         from visearch.pipeline import SearchPipeline
 
         self.pipeline = SearchPipeline.from_settings(settings)
-        self._sessions: dict[str, Any] = {}
+        self._latest: Any = None  # only the latest photo is followed up
 
     def photo(self, data: bytes, k: int) -> dict[str, Any]:
         from visearch.pipeline import answer_to_dict
 
         answer, session = self.pipeline.photo(data, k)
-        sid = f"local-{len(self._sessions)}"
-        self._sessions = {sid: session}  # only the latest is followed up
-        return {**answer_to_dict(answer), "session_id": sid}
+        self._latest = session
+        return {**answer_to_dict(answer), "session_id": "local"}
 
     def again(self, session_id: str, object_id: int, k: int) -> dict[str, Any]:
         from visearch.pipeline import answer_to_dict
 
-        return answer_to_dict(self.pipeline.again(self._sessions[session_id], object_id=object_id, k=k))
+        return answer_to_dict(self.pipeline.again(self._latest, object_id=object_id, k=k))
 
 
 class HttpClient:

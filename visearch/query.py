@@ -29,7 +29,7 @@ from visearch.experiments import Variant
 from visearch.index import Hit, SearchFilter
 from visearch.registry import PinnedModel
 from visearch.vision.detector import Detection
-from visearch.vision.ocr import TextLine, extract_articles
+from visearch.vision.ocr import TextLine, extract_articles, owner_of
 
 __all__ = [
     "Stages",
@@ -44,7 +44,6 @@ __all__ = [
     "PhotoSession",
     "QueryFlow",
     "prominence",
-    "owner_of",
 ]
 
 Box = tuple[float, float, float, float]
@@ -161,18 +160,6 @@ def prominence(d: Detection, width: int, height: int) -> float:
     cx, cy = (x1 + x2) / 2 / max(1, width), (y1 + y2) / 2 / max(1, height)
     off_centre = math.hypot(cx - 0.5, cy - 0.5) / math.hypot(0.5, 0.5)
     return d.score * math.sqrt(area) * (1.0 - 0.5 * off_centre)
-
-
-def owner_of(box: Box, objects: Sequence[FoundObject]) -> int | None:
-    """The smallest object holding the centre of ``box`` (text on a product belongs to it)."""
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    best, best_area = None, float("inf")
-    for o in objects:
-        x1, y1, x2, y2 = o.box
-        area = (x2 - x1) * (y2 - y1)
-        if x1 <= cx <= x2 and y1 <= cy <= y2 and area < best_area:
-            best, best_area = o.id, area
-    return best
 
 
 def _check_box(box: Sequence[float], width: int, height: int) -> Box:
@@ -307,10 +294,11 @@ class QueryFlow:
     async def _articles(self, lines: list[TextLine], objects: list[FoundObject],
                         timings: dict[str, float]) -> tuple[list[ArticleMatch], list[FoundObject]]:
         """Article numbers read off the photo, linked to the object they sit on and to their product."""
+        boxes = [o.box for o in objects]  # an object's id is its index
         read: list[tuple[str, int | None]] = []
         for line in lines:
             for a in extract_articles(line.text, self.settings.vision.article_pattern):
-                read.append((a, owner_of(line.box, objects)))
+                read.append((a, owner_of(line.box, boxes)))
         if not read:
             return [], objects
         t = time.perf_counter()

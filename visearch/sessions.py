@@ -74,6 +74,7 @@ class SessionStore(Generic[T]):
             return len(self._items)
 
     def _sweep(self) -> None:
+        """Drop expired sessions; they are the oldest-used, at the front, so this stops at the first live one."""
         now = self._clock()
-        for sid in [s for s, e in self._items.items() if e.expires <= now]:
-            del self._items[sid]
+        while self._items and next(iter(self._items.values())).expires <= now:
+            self._items.popitem(last=False)

@@ -7,7 +7,6 @@ Ray runs in this process as the driver (so tests can kill replicas); the app is 
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,27 +33,13 @@ class Service:
         return httpx.Client(base_url=self.url, timeout=120, **kw)
 
 
-def wait_ready(url: str, timeout: float = 180) -> dict:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            r = httpx.get(f"{url}/readyz", timeout=5)
-            if r.status_code == 200:
-                return r.json()
-            last = r.text
-        except httpx.HTTPError as e:
-            last = e
-        time.sleep(0.5)
-    raise AssertionError(f"service at {url} not ready after {timeout}s: {last}")
-
-
 @pytest.fixture(scope="session")
 def service(tiny_models: Path, tiny_synth: Path) -> Iterator[Service]:
     import ray
     from ray import serve
 
     from serve_app.app import build_app
+    from visearch.cli.serve import wait_ready
 
     port = free_port()
     args = {
@@ -68,7 +53,7 @@ def service(tiny_models: Path, tiny_synth: Path) -> Iterator[Service]:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(build_app(args), name="visearch", route_prefix="/", blocking=False)
         url = f"http://127.0.0.1:{port}"
-        wait_ready(url)
+        wait_ready(url, 180)
         yield Service(url, tiny_models / "data", tiny_synth, args)
     finally:
         serve.shutdown()

@@ -37,6 +37,7 @@ __all__ = [
     "PaddleOcrEngine",
     "make_ocr_engine",
     "extract_articles",
+    "owner_of",
     "read_regions",
     "ArticleReader",
 ]
@@ -298,8 +299,8 @@ def extract_articles(text: str, pattern: str | re.Pattern[str] = r"[1-9]\d{5,9}"
     return found
 
 
-def _owner(box: Box, objects: Sequence[Box]) -> int | None:
-    """Smallest object box holding the centre of ``box``."""
+def owner_of(box: Box, objects: Sequence[Box]) -> int | None:
+    """Index of the smallest object box holding the centre of ``box`` (text on a product belongs to it)."""
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     best, best_area = None, float("inf")
     for i, (x1, y1, x2, y2) in enumerate(objects):
@@ -386,5 +387,5 @@ class ArticleReader:
                 pid = self.catalog.get(article) if self.catalog is not None else None
                 if self.catalog is not None and pid is None:
                     continue
-                hits.append(ArticleHit(article, pid, line.score, line.box, _owner(line.box, objects)))
+                hits.append(ArticleHit(article, pid, line.score, line.box, owner_of(line.box, objects)))
         return OcrResult(lines, hits)
