@@ -8,7 +8,6 @@ ones (the full recipe) start from those weights and learn the categories.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -19,6 +18,8 @@ from training.recipes import pick_recipe
 from visearch.config import Settings
 from visearch.errors import DatasetError, InvalidArgumentError
 from visearch.registry import ModelStore
+from visearch.registry.card import ModelCard, data_provenance, train_command
+from visearch.registry.recorder import ModelRecorder
 from visearch.vision.detector import WEIGHTS_FILE, configure_ultralytics, use_threads
 
 __all__ = ["DetectorStage", "DetectorRecipe", "RECIPES", "train_detector", "MODEL_NAME"]
@@ -83,46 +84,39 @@ def _data_yaml(data: Path) -> Path:
     return yaml
 
 
-def _epoch_logger(store_run_id: str, stage_no: int, offset: int) -> Any:
-    import mlflow
-
+def _epoch_logger(recorder: ModelRecorder, stage_no: int, offset: int) -> Any:
     def on_fit_epoch_end(trainer: Any) -> None:
         metrics = {f"stage{stage_no}/{k.replace('(B)', '').replace('/', '_')}": float(v) for k, v in trainer.metrics.items()}
-        losses = trainer.label_loss_items(trainer.tloss, prefix="train")
+        losses = trainer.label_loss_items(trainer.tloss, prefix="loss")
         metrics.update({f"stage{stage_no}/{k.replace('/', '_')}": float(v) for k, v in losses.items()})
-        mlflow.log_metrics(metrics, step=offset + trainer.epoch + 1, run_id=store_run_id)
+        recorder.curve(metrics, offset + trainer.epoch + 1)
 
     return on_fit_epoch_end
 
 
-def _register(store: ModelStore, run_id: str, project: Path, weights: str, rec: DetectorRecipe, last: DetectorStage,
-              results: dict[str, float], started: float, stage_times: list[float], manifest: dict, alias: str | None) -> dict[str, Any]:
+def _register(recorder: ModelRecorder, project: Path, weights: str, rec: DetectorRecipe, last: DetectorStage,
+              results: dict[str, float], started: float, stage_times: list[float], data: Path, command: str, alias: str | None) -> ModelCard:
     """Copy ``weights`` into a model folder with its card and register a version."""
-    import mlflow
-
-    took = round(time.time() - started, 1)
-    card: dict[str, Any] = {
-        "summary": f"YOLO11n trained from scratch on WB-Synth (synthetic data), recipe '{rec.name}': {rec.note}",
-        "recipe": rec.name,
-        "arch": ARCH,
-        "pretrained": False,
-        "single_cls": last.single_cls,
-        "categories": "not learned (class-agnostic boxes)" if last.single_cls else "WB-Synth categories",
-        "imgsz": last.imgsz,
-        "train_seconds": took,
-        "stage_seconds": list(stage_times),
-        "val_metrics": results,
-        "data_seed": manifest.get("seed"),
-        "data_products": manifest.get("counts", {}).get("products"),
-    }
-    mlflow.log_metrics({f"{rec.name}/val_{k.replace('/', '_')}": v for k, v in results.items()}, run_id=run_id)
-    mlflow.log_metric(f"{rec.name}/train_seconds", took, run_id=run_id)
-    model_dir = project / f"{run_id}-{rec.name}"
+    card = ModelCard(
+        name=MODEL_NAME,
+        task="detector",
+        summary=f"YOLO11n trained from scratch on WB-Synth (synthetic data), recipe '{rec.name}': {rec.note}",
+        recipe=rec.name,
+        arch=ARCH,
+        data=data_provenance(data),
+        command=command,
+        val_split="val",
+        val_metrics=results,
+        train_seconds=round(time.time() - started, 1),
+        single_cls=last.single_cls,
+        categories="not learned (class-agnostic boxes)" if last.single_cls else "WB-Synth categories",
+        imgsz=last.imgsz,
+        stage_seconds=list(stage_times),
+    )
+    model_dir = project / f"{recorder.run_id}-{rec.name}"
     model_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(weights, model_dir / WEIGHTS_FILE)
-    card["version"] = store.register(run_id, model_dir, MODEL_NAME, card, alias=alias)
-    card["run_id"] = run_id
-    return card
+    return recorder.register(model_dir, card, alias=alias)
 
 
 def train_detector(
@@ -131,7 +125,7 @@ def train_detector(
     recipe: str = "quick",
     alias: str | None = None,
     epochs: int | None = None,
-) -> dict[str, Any]:
+) -> ModelCard:
     """Train ``recipe`` on the WB-Synth set at ``data``; returns the registered version's card."""
     rec = pick_recipe(recipe, RECIPES)
     if epochs is not None:  # override the last stage's length (handy for smoke tests)
@@ -139,16 +133,15 @@ def train_detector(
             raise InvalidArgumentError(f"--epochs must be at least 1, got {epochs}")
         rec = DetectorRecipe(rec.name, (*rec.stages[:-1], replace(rec.stages[-1], epochs=epochs)), rec.note)
     yaml = _data_yaml(data)
-    manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8")) if (data / "manifest.json").is_file() else {}
     configure_ultralytics(settings.data_dir)
     from ultralytics import YOLO
 
     store = ModelStore(settings)
     project = (settings.data_dir / "runs" / "detector").resolve()
     started = time.time()
-    params = {"recipe": rec.name, "arch": ARCH, "data": str(data.resolve()), "data_seed": manifest.get("seed"),
-              "stages": [asdict(s) for s in rec.stages]}
-    with store.run("detector", f"detector-{rec.name}", params, tags={"recipe": rec.name}) as run:
+    command = train_command("detector", data, recipe, epochs=epochs)
+    params = {"recipe": rec.name, "arch": ARCH, "data": str(data.resolve()), "stages": [asdict(s) for s in rec.stages]}
+    with ModelRecorder(store, "detector", f"detector-{rec.name}", params, tags={"recipe": rec.name}) as recorder:
         weights: str = ARCH
         offset = 0
         stage_times = []
@@ -157,12 +150,12 @@ def train_detector(
             t0 = time.time()
             model = YOLO(weights)
             use_threads(model, settings.vision.threads)
-            model.add_callback("on_fit_epoch_end", _epoch_logger(run.info.run_id, n, offset))
+            model.add_callback("on_fit_epoch_end", _epoch_logger(recorder, n, offset))
             res = model.train(
                 data=str(yaml), epochs=stage.epochs, imgsz=stage.imgsz, batch=stage.batch, optimizer=stage.optimizer,
                 lr0=stage.lr0, cls=stage.cls, nbs=stage.nbs, single_cls=stage.single_cls, mosaic=stage.mosaic, close_mosaic=stage.close_mosaic,
                 fraction=stage.fraction, device=settings.vision.device, workers=0, plots=False, amp=False,
-                pretrained=weights != ARCH, project=str(project), name=f"{run.info.run_id}-s{n}", exist_ok=True,
+                pretrained=weights != ARCH, project=str(project), name=f"{recorder.run_id}-s{n}", exist_ok=True,
                 seed=settings.seed, deterministic=True, verbose=False, warmup_epochs=min(1, stage.epochs - 1),
             )
             weights = str(Path(model.trainer.best if Path(model.trainer.best).is_file() else model.trainer.last))
@@ -171,6 +164,5 @@ def train_detector(
             stage_times.append(round(time.time() - t0, 1))
             if stage.register_as and n < len(rec.stages):
                 sub = RECIPES[stage.register_as]
-                _register(store, run.info.run_id, project, weights, sub, stage, results, started, stage_times, manifest, stage.register_as)
-        card = _register(store, run.info.run_id, project, weights, rec, rec.stages[-1], results, started, stage_times, manifest, alias)
-    return card
+                _register(recorder, project, weights, sub, stage, results, started, stage_times, data, command, stage.register_as)
+        return _register(recorder, project, weights, rec, rec.stages[-1], results, started, stage_times, data, command, alias)

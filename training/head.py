@@ -14,7 +14,6 @@ names the baseline, its backbone (a pinned reference) and its output sizes.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -36,6 +35,8 @@ from visearch.embedding.tokens import TokenCache
 from visearch.errors import DatasetError
 from visearch.progress import track
 from visearch.registry import ModelStore, parse_ref
+from visearch.registry.card import ModelCard, data_provenance, train_command
+from visearch.registry.recorder import ModelRecorder
 
 __all__ = ["HeadRecipe", "RECIPES", "MODEL_NAME", "BASELINE_NAME", "train_head", "pin_reference"]
 
@@ -103,13 +104,13 @@ def _param_groups(head: AttentionHead, loss: MatryoshkaInfoNCE, weight_decay: fl
 
 def _curves(mrl: AttentionHead, single: AttentionHead, val: EvalSet) -> dict[str, float]:
     m, s = score_head(mrl, val), score_head(single, val, mrl.dims)
-    out = {f"val_recall_at_10_{d}": m[str(d)]["recall@10"] for d in mrl.dims}
-    out.update({f"val_truncated_recall_at_10_{d}": s[str(d)]["recall@10"] for d in mrl.dims})
+    out = {f"head/{d}/recall_at_10": m[str(d)]["recall@10"] for d in mrl.dims}
+    out.update({f"truncated/{d}/recall_at_10": s[str(d)]["recall@10"] for d in mrl.dims})
     return out
 
 
 def train_head(data: Path, settings: Settings, recipe: str = "quick", backbone: str | None = None,
-               alias: str | None = None, progress: bool = True) -> dict[str, Any]:
+               alias: str | None = None, progress: bool = True) -> ModelCard:
     """Train ``recipe`` on the WB-Synth set at ``data`` over a frozen backbone; returns the registered card.
 
     Raises:
@@ -178,11 +179,8 @@ def train_head(data: Path, settings: Settings, recipe: str = "quick", backbone: 
     params = {"recipe": rec.name, **{k_: v for k_, v in asdict(rec).items() if k_ != "name"}, "backbone": bb_ref,
               "data": str(Path(data).resolve()), "dims": list(emb.dims), "head": arch, "pairs": clean.pairs,
               "pairs_kept": len(kept), "jitter": emb.jitter}
-    with store.run("embedder", f"head-{rec.name}", params, tags={"recipe": rec.name, "backbone": bb_ref}) as run:
-        import mlflow
-
-        run_id = run.info.run_id
-        mlflow.log_metrics({f"clean_{k_}": float(v) for k_, v in clean.counts().items()}, run_id=run_id)
+    with ModelRecorder(store, "embedder", f"head-{rec.name}", params, tags={"recipe": rec.name, "backbone": bb_ref}) as recorder:
+        recorder.figures(clean.counts(), "clean")
         order: list[int] = []
         sums: dict[str, list[float]] = {}
 
@@ -203,21 +201,21 @@ def train_head(data: Path, settings: Settings, recipe: str = "quick", backbone: 
                 torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
                 opt.step()
                 sched.step()
-                sums.setdefault(f"train_loss_{name}", []).append(float(loss.detach()))
+                sums.setdefault(f"loss_{name}", []).append(float(loss.detach()))
                 if name == "mrl":
                     for d, v in parts.items():
-                        sums.setdefault(f"train_loss_mrl_{d}", []).append(v)
+                        sums.setdefault(f"loss_mrl_{d}", []).append(v)
             done = scheds[0].done
             if done % per_epoch == 0 or done == scheds[0].total:
                 epoch = math.ceil(done / per_epoch)
                 metrics = {key: float(np.mean(v)) for key, v in sums.items()}
                 metrics.update({f"temperature_{d}": t for d, t in mrl_loss.temperatures().items()})
                 metrics["lr"] = opts[0].param_groups[0]["lr"]
+                recorder.curve(metrics, epoch)
                 if epoch % rec.eval_every == 0 or done == scheds[0].total:
                     mrl.eval(), single.eval()
-                    metrics.update(_curves(mrl, single, val))
+                    recorder.curve(_curves(mrl, single, val), epoch, prefix="val")
                     mrl.train(), single.train()
-                mlflow.log_metrics(metrics, step=epoch, run_id=run_id)
                 sums.clear()
 
         mrl.train(), single.train()
@@ -231,54 +229,31 @@ def train_head(data: Path, settings: Settings, recipe: str = "quick", backbone: 
         mrl.eval(), single.eval()
         val_metrics = {"head": score_head(mrl, val), "truncated": score_head(single, val, emb.dims),
                        "frozen": score_frozen(val, emb.dims[0])}
-        flat = {f"val_{who}_{k_.replace('@', '_at_')}_{d}": v for who, block in val_metrics.items()
-                for d, m in block.items() for k_, v in m.items() if k_ != "dim"}
-        mlflow.log_metrics(flat, run_id=run_id)
         summary = scheds[0].summary()
-        mlflow.log_metrics({"train_seconds": round(time.time() - started, 1), "steps": summary["steps"]}, run_id=run_id)
         runs = (settings.data_dir / "runs" / "head").resolve()
-        common = _card_common(rec, bb, bb_ref, dataset, summary, started, clean.counts(), val_split, g.reused and s.reused)
-        base_card = {**common, "summary": (f"Baseline (b): the attention head trained with a single {emb.dims[0]}-d InfoNCE "
-                                           f"loss (evaluated truncated) over {_backbone_phrase(bb)}; recipe '{rec.name}'"),
-                     "dims": str(emb.dims[0]), "output_dim": emb.dims[0], "loss": f"InfoNCE on {emb.dims[0]} only",
-                     "val_metrics": val_metrics["truncated"]}
-        base_version = _register_baseline(store, run_id, single, runs / f"{run_id}-{rec.name}-baseline", base_card, rec, alias)
-        card = {**common,
-                "summary": (f"visearch attention head (token reducer + multi-head attention pooling with a fixed anchor, "
-                            f"MRL {'/'.join(map(str, emb.dims))}) trained on WB-Synth (synthetic data) over "
-                            f"{_backbone_phrase(bb)}; recipe '{rec.name}'"),
-                "dims": ",".join(map(str, emb.dims)), "output_dim": emb.dims[0],
-                "loss": "Matryoshka InfoNCE: in-batch, learnable temperature per prefix, averaged",
-                "temperatures": mrl_loss.temperatures(), "val_metrics": val_metrics,
-                "baseline": f"models:/{BASELINE_NAME}/{base_version}"}
-        mrl.save(runs / f"{run_id}-{rec.name}")
-        card["version"] = store.register(run_id, runs / f"{run_id}-{rec.name}", MODEL_NAME, card, alias=alias)
-        card["run_id"] = run_id
-        card["ref"] = f"models:/{MODEL_NAME}/{card['version']}"
-    return card
-
-
-def _register_baseline(store: ModelStore, parent: str, head: AttentionHead, folder: Path, card: dict[str, Any],
-                       rec: HeadRecipe, alias: str | None) -> str:
-    """Register baseline (b) from a child run: a run's ``model`` artifact holds one model."""
-    import mlflow
-
-    child = store.client.create_run(store.experiment("embedder"), run_name=f"head-{rec.name}-baseline",
-                                    tags={"mlflow.parentRunId": parent, "recipe": rec.name, "baseline": "single-512"})
-    child_id = child.info.run_id
-    try:
-        for key, value in card.items():
-            if isinstance(value, (str, int, float, bool)) and key != "summary":
-                store.client.log_param(child_id, key, value)
-        flat = {f"val_{k.replace('@', '_at_')}_{d}": v for d, m in card["val_metrics"].items() for k, v in m.items()}
-        mlflow.log_metrics(flat, run_id=child_id)
-        head.save(folder)
-        version = store.register(child_id, folder, BASELINE_NAME, card, alias=alias)
-    except BaseException:
-        store.client.set_terminated(child_id, status="FAILED")
-        raise
-    store.client.set_terminated(child_id)
-    return version
+        common = _card_common(rec, bb, bb_ref, data, summary, started, clean.counts(), val_split, g.reused and s.reused)
+        base_card = ModelCard(
+            **common, name=BASELINE_NAME,
+            summary=(f"Baseline (b): the attention head trained with a single {emb.dims[0]}-d InfoNCE "
+                     f"loss (evaluated truncated) over {_backbone_phrase(bb)}; recipe '{rec.name}'"),
+            dims=str(emb.dims[0]), output_dim=emb.dims[0], loss=f"InfoNCE on {emb.dims[0]} only",
+            val_metrics=val_metrics["truncated"])
+        with recorder.child(f"head-{rec.name}-baseline", {"recipe": rec.name, "backbone": bb_ref},
+                            tags={"recipe": rec.name, "baseline": "single-512"}) as child:
+            single.save(runs / f"{recorder.run_id}-{rec.name}-baseline")
+            base = child.register(runs / f"{recorder.run_id}-{rec.name}-baseline", base_card, alias=alias)
+        card = ModelCard(
+            **common, name=MODEL_NAME,
+            summary=(f"visearch attention head (token reducer + multi-head attention pooling with a fixed anchor, "
+                     f"MRL {'/'.join(map(str, emb.dims))}) trained on WB-Synth (synthetic data) over "
+                     f"{_backbone_phrase(bb)}; recipe '{rec.name}'"),
+            dims=",".join(map(str, emb.dims)), output_dim=emb.dims[0],
+            loss="Matryoshka InfoNCE: in-batch, learnable temperature per prefix, averaged",
+            temperatures=mrl_loss.temperatures(), val_metrics=val_metrics,
+            baseline=f"models:/{BASELINE_NAME}/{base.version}")
+        mrl.save(runs / f"{recorder.run_id}-{rec.name}")
+        card = recorder.register(runs / f"{recorder.run_id}-{rec.name}", card, alias=alias)
+    return card.model_copy(update={"ref": f"models:/{MODEL_NAME}/{card.version}"})
 
 
 def _backbone_phrase(bb: Backbone) -> str:
@@ -287,29 +262,28 @@ def _backbone_phrase(bb: Backbone) -> str:
     return f"the frozen backbone {bb.ref}"
 
 
-def _card_common(rec: HeadRecipe, bb: Backbone, bb_ref: str, dataset: Any, summary: dict[str, Any], started: float,
+def _card_common(rec: HeadRecipe, bb: Backbone, bb_ref: str, data: Path, summary: dict[str, Any], started: float,
                  clean: dict[str, Any], val_split: str, tokens_reused: bool) -> dict[str, Any]:
-    manifest_path = dataset.root / "manifest.json"
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
     return {
+        "task": "embedder",
         "recipe": rec.name,
+        "arch": "visearch attention head",
+        "data": data_provenance(data),
+        "command": train_command("head", data, rec.name, backbone=bb_ref),
+        "val_split": val_split,
+        "train_seconds": round(time.time() - started, 1),
         "backbone": bb_ref,
         "backbone_fingerprint": bb.fingerprint,
         "backbone_summary": bb.card.get("summary", "see the backbone's hub card"),
         "pretrained_siglip2": bb.card.get("pretrained_siglip2"),  # None: a hub model, see its own card
-        "trained_on": "WB-Synth (synthetic marketplace generated by visearch)",
         "image_size": bb.image_size,
         "tokens": bb.n_tokens,
         "token_width": bb.width,
-        "train_seconds": round(time.time() - started, 1),
         "loop_seconds": summary["seconds"],
         "steps": summary["steps"],
         "planned_steps": summary["planned_steps"],
         "cut_by_budget": summary["cut_by_budget"],
         "tokens_reused": tokens_reused,
         "clean": clean,
-        "val_split": val_split,
         "note": rec.note,
-        "data_seed": manifest.get("seed"),
-        "data_products": manifest.get("counts", {}).get("products"),
     }

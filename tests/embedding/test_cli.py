@@ -12,7 +12,7 @@ from PIL import Image
 
 from visearch.embedding.data import open_dataset
 from visearch.embedding.embedder import Embedder
-from visearch.registry import ModelStore
+from visearch.registry import ModelStore, parse_ref
 
 METRICS = {"recall@1", "recall@5", "recall@10", "map@10", "f1"}
 
@@ -49,9 +49,14 @@ def test_registered_versions_carry_sizes_and_backbone(trained, tiny_synth):
     assert backbone.tags["train_photos"] == str(len(open_dataset(tiny_synth).gallery_items("train")))
     run = store.client.get_run(version.run_id)
     assert {"recipe", "backbone", "dims", "pairs_kept"} <= set(run.data.params)
-    assert "val_head_recall_at_10_64" in run.data.metrics and "clean_near_duplicates" in run.data.metrics
-    curve = store.client.get_metric_history(version.run_id, "train_loss_mrl")
+    # one metric-key scheme for every job (visearch.registry.recorder)
+    assert "val/head/64/recall_at_10" in run.data.metrics and "clean/near_duplicates" in run.data.metrics
+    curve = store.client.get_metric_history(version.run_id, "train/loss_mrl")
     assert len(curve) >= 2  # one point per epoch
+    # the card says how to make it again and from which data
+    assert version.tags["command"].startswith("visearch train head --data ") and "--recipe tiny" in version.tags["command"]
+    card = json.loads(store.download(parse_ref("models:/visearch-embedder@smoke")).joinpath("card.json").read_text())
+    assert len(card["data"]["manifest_sha256"]) == 64 and card["task"] == "embedder" and card["software"]["torch"]
 
 
 def test_embedder_loads_back_by_reference(trained, tiny_synth):

@@ -63,6 +63,6 @@ def detector(
     if already_registered(settings, MODEL_NAME, alias, if_missing, console):
         return
     card = train_detector(data, settings, recipe=recipe, alias=alias, epochs=epochs)
-    console.print(f"registered {MODEL_NAME} version {card['version']}" + (f" as @{alias}" if alias else "")
-                  + f" in {card['train_seconds']:.0f} s")
-    console.print_json(json.dumps(card["val_metrics"]))
+    console.print(f"registered {MODEL_NAME} version {card.version}" + (f" as @{alias}" if alias else "")
+                  + f" in {card.train_seconds:.0f} s")
+    console.print_json(json.dumps(card.val_metrics))

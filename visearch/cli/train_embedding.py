@@ -29,9 +29,9 @@ def backbone(
     if already_registered(settings, MODEL_NAME, alias, if_missing, console):
         return
     card = train_backbone(data, settings, recipe=recipe, alias=alias, progress=not quiet)
-    console.print(f"registered {MODEL_NAME} version {card['version']}" + (f" as @{alias}" if alias else "")
-                  + f" in {card['train_seconds']:.0f} s ({card['steps']} steps); trained on synthetic data, not pretrained SigLIP 2")
-    console.print_json(json.dumps(card["val_metrics"]))
+    console.print(f"registered {MODEL_NAME} version {card.version}" + (f" as @{alias}" if alias else "")
+                  + f" in {card.train_seconds:.0f} s ({card.steps} steps); trained on synthetic data, not pretrained SigLIP 2")
+    console.print_json(json.dumps(card.val_metrics))
 
 
 @train_app.command("head")
@@ -52,9 +52,9 @@ def head(
     if already_registered(settings, MODEL_NAME, alias, if_missing, console):
         return
     card = train_head(data, settings, recipe=recipe, backbone=backbone, alias=alias, progress=not quiet)
-    console.print(f"registered {MODEL_NAME} version {card['version']}" + (f" as @{alias}" if alias else "")
-                  + f" in {card['train_seconds']:.0f} s over {card['backbone']}; baseline {card['baseline']}")
-    clean = card["clean"]
+    console.print(f"registered {MODEL_NAME} version {card.version}" + (f" as @{alias}" if alias else "")
+                  + f" in {card.train_seconds:.0f} s over {card.backbone}; baseline {card.baseline}")
+    clean = card.clean
     console.print(f"cleaning: {clean['pairs']} pairs, {clean['near_duplicates']} near-duplicates and {clean['outliers']} "
                   f"outliers removed, {clean['kept']} kept" + (" (capped)" if clean.get("capped") else ""))
-    console.print_json(json.dumps({d: m["recall@10"] for d, m in card["val_metrics"]["head"].items()}))
+    console.print_json(json.dumps({d: m["recall@10"] for d, m in card.val_metrics["head"].items()}))
