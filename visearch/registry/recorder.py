@@ -9,7 +9,6 @@ held-out split, ``time/...`` for durations.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,10 +18,6 @@ from visearch.registry.card import ModelCard, flat_metrics
 from visearch.registry.store import ModelStore
 
 __all__ = ["ModelRecorder"]
-
-
-def _param(value: Any) -> Any:
-    return json.dumps(value, default=str) if isinstance(value, (dict, list, tuple)) else value
 
 
 class ModelRecorder:
@@ -42,14 +37,12 @@ class ModelRecorder:
         tags = dict(self.tags)
         if self.parent is not None:
             tags["mlflow.parentRunId"] = self.parent.run_id
-        run = self.store.client.create_run(self.store.experiment(self.experiment), run_name=self.run_name, tags=tags)
-        self.run_id = run.info.run_id
-        for key, value in self.params.items():
-            self.store.client.log_param(self.run_id, key, _param(value))
+        self._run = self.store.run(self.experiment, self.run_name, self.params, tags)
+        self.run_id = self._run.__enter__().info.run_id
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self.store.client.set_terminated(self.run_id, status="FAILED" if exc_type else "FINISHED")
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool | None:
+        return self._run.__exit__(exc_type, exc, tb)
 
     @contextmanager
     def child(self, run_name: str, params: dict[str, Any], tags: dict[str, str] | None = None) -> Iterator[ModelRecorder]:

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,10 +64,20 @@ class ModelStore:
 
     @contextmanager
     def run(self, experiment: str, run_name: str, params: dict[str, Any], tags: dict[str, str] | None = None) -> Iterator[Any]:
-        """An active MLflow run with ``params`` logged; it ends FAILED if the body raises."""
-        with self._mlflow.start_run(experiment_id=self.experiment(experiment), run_name=run_name, tags=tags) as run:
-            self._mlflow.log_params({k: (json.dumps(v) if isinstance(v, (dict, list, tuple)) else v) for k, v in params.items()})
+        """A run of this store with ``params`` logged; it ends FAILED if the body raises.
+
+        Through this store's client, never MLflow's process-wide "active run": two stores in one process
+        (an import from one registry into another) must not write into each other.
+        """
+        run = self.client.create_run(self.experiment(experiment), run_name=run_name, tags=tags)
+        for key, value in params.items():
+            self.client.log_param(run.info.run_id, key, json.dumps(value) if isinstance(value, (dict, list, tuple)) else value)
+        try:
             yield run
+        except BaseException:
+            self.client.set_terminated(run.info.run_id, status="FAILED")
+            raise
+        self.client.set_terminated(run.info.run_id)
 
     def register(self, run_id: str, model_dir: Path, name: str, card: dict[str, Any], alias: str | None = None) -> str:
         """Log ``model_dir`` (plus its card) to the run and register it as a new version of ``name``."""
@@ -106,6 +117,20 @@ class ModelStore:
     def set_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():
             self.client.set_model_version_tag(name, version, key, value)
+
+    def promote(self, name: str, version: str, alias: str, by: str, reason: str) -> str | None:
+        """Point ``alias`` at ``version``, recording who and why in the version's tags; returns the version it left."""
+        self.version_of(ModelRef("models", name, version=str(version)))  # fails clearly for an unknown version
+        try:
+            previous: str | None = str(self.client.get_model_version_by_alias(name, alias).version)
+        except Exception:  # noqa: BLE001 - no such alias yet
+            previous = None
+        self.client.set_registered_model_alias(name, alias, str(version))
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.set_tags(name, str(version), {f"promoted.{alias}.by": by, f"promoted.{alias}.at": stamp,
+                                           f"promoted.{alias}.reason": reason or "-",
+                                           f"promoted.{alias}.replaced": previous or "-"})
+        return previous
 
     def download(self, ref: ModelRef) -> Path:
         """Local folder with the files of ``ref``, fetched once per version into the cache."""

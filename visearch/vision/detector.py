@@ -20,9 +20,13 @@ from visearch.config import Settings, VisionSettings
 from visearch.errors import NotFoundError
 from visearch.registry import CARD_FILE, resolve_model
 
-__all__ = ["Detection", "Detector", "configure_ultralytics", "use_threads", "WEIGHTS_FILE"]
+__all__ = ["Detection", "Detector", "configure_ultralytics", "use_threads", "save_safe", "WEIGHTS_FILE", "SAFE_WEIGHTS_FILE",
+           "SAFE_LAYOUT_FILE"]
 
-WEIGHTS_FILE = "weights.pt"
+WEIGHTS_FILE = "weights.pt"  # what training writes: ultralytics' own (pickled) checkpoint
+SAFE_WEIGHTS_FILE = "weights.safetensors"  # what a model bundle carries: tensors only, loading runs no code
+SAFE_LAYOUT_FILE = "layout.json"  # the network's layout (ultralytics' model yaml) and class names, beside them
+_SHELL_ARCH = "yolo11n.yaml"  # a packaged layout: builds the YOLO wrapper, whose network is then replaced
 _INTEGRATIONS_OFF = ("clearml", "comet", "dvc", "hub", "mlflow", "neptune", "raytune", "tensorboard", "wandb")
 
 
@@ -86,9 +90,13 @@ class Detector:
         configure_ultralytics(data_dir)
         from ultralytics import YOLO
 
-        if not Path(weights).is_file():
+        weights = Path(weights)
+        if weights.is_dir() and (weights / SAFE_WEIGHTS_FILE).is_file():
+            self.model = _load_safe(weights)
+        elif weights.is_file():
+            self.model = YOLO(str(weights), task="detect")
+        else:
             raise NotFoundError(f"{weights}: no such YOLO weights file")
-        self.model = YOLO(str(weights), task="detect")
         use_threads(self.model, vision.threads)
         self.vision = vision
         self.card = card or {}
@@ -104,7 +112,8 @@ class Detector:
         if path.is_dir():
             if (path / CARD_FILE).is_file():
                 card = json.loads((path / CARD_FILE).read_text(encoding="utf-8"))
-            path = path / WEIGHTS_FILE
+            if not (path / SAFE_WEIGHTS_FILE).is_file():
+                path = path / WEIGHTS_FILE
         return cls(path, settings.vision, card, settings.data_dir)
 
     def detect(self, images: Sequence[Image.Image]) -> list[list[Detection]]:
@@ -127,3 +136,39 @@ class Detector:
                 dets.sort(key=lambda d: -d.score)
                 out.append(dets or [Detection((0.0, 0.0, float(img.width), float(img.height)), -1, "object", 0.0, fallback=True)])
         return out
+
+
+def save_safe(weights: Path, folder: Path, half: bool = True) -> list[Path]:
+    """Write the network of an ultralytics checkpoint as tensors plus its layout (what a bundle carries).
+
+    The checkpoint is ultralytics' pickle, so this reads only files this machine trained or trusts.
+    """
+    import torch
+    from safetensors.torch import save_file
+    from ultralytics import YOLO
+
+    net = YOLO(str(weights), task="detect").model
+    state = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in net.state_dict().items()}
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(folder / SAFE_WEIGHTS_FILE), metadata={"format": "ultralytics-state-dict", "dtype": str(torch.float16 if half else "as trained")})
+    layout = {"yaml": {k: v for k, v in net.yaml.items() if k != "yaml_file"}, "names": {int(k): str(v) for k, v in net.names.items()}}
+    (folder / SAFE_LAYOUT_FILE).write_text(json.dumps(layout, indent=1, ensure_ascii=False), encoding="utf-8")
+    return [folder / SAFE_WEIGHTS_FILE, folder / SAFE_LAYOUT_FILE]
+
+
+def _load_safe(folder: Path) -> Any:
+    """A YOLO model from tensors and layout: the network is built from the layout, then filled; no pickle is read."""
+    from safetensors.torch import load_file
+    from ultralytics import YOLO
+    from ultralytics.nn.tasks import DetectionModel
+
+    layout = json.loads((folder / SAFE_LAYOUT_FILE).read_text(encoding="utf-8"))
+    names = {int(k): v for k, v in layout["names"].items()}
+    net = DetectionModel(cfg=dict(layout["yaml"]), nc=len(names), verbose=False)
+    missing, unexpected = net.load_state_dict(load_file(str(folder / SAFE_WEIGHTS_FILE)), strict=False)
+    if missing or unexpected:
+        raise NotFoundError(f"{folder}: weights do not fit the layout (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    net.names = names
+    model = YOLO(_SHELL_ARCH, task="detect")
+    model.model = net.float().eval()
+    return model
