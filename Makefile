@@ -50,3 +50,9 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) data/demo .pytest_cache
+
+## mlflow: the MLflow UI and tracking server over the project's store (data/mlflow.db, data/mlartifacts)
+## on loopback until Ctrl-C; MLFLOW_PORT=5001 picks another port (docs/mlflow.md)
+.PHONY: mlflow
+mlflow: $(STAMP)
+	$(VENV)/bin/visearch mlflow serve $(if $(MLFLOW_PORT),--port $(MLFLOW_PORT))

@@ -105,6 +105,8 @@ class ModelSettings(BaseModel):
     backbone: str = "models:/visearch-backbone@champion"
     ocr_backend: Literal["rapidocr", "paddleocr"] = "rapidocr"
     mlflow_tracking_uri: str | None = Field(None, description="defaults to sqlite:///<data_dir>/mlflow.db")
+    mlflow_host: str = Field("127.0.0.1", description="visearch mlflow serve binds here (the UI has no auth: keep loopback)")
+    mlflow_port: int = Field(5000, ge=1, le=65535, description="visearch mlflow serve port")
 
 
 class EmbeddingSettings(BaseModel):

@@ -18,8 +18,10 @@ _COLUMNS = ("recall@1", "recall@5", "recall@10", "map@10", "precision", "f1")
 
 
 def _table(report: dict[str, Any]) -> Table:
-    table = Table(title=f"embeddings on WB-Synth {report['split']}: {report['n_queries']} shopper crops, "
-                        f"{report['n_products']} products")
+    gallery = report.get("gallery", "split")
+    among = "held-out products" if gallery == "split" else "products of every split"
+    table = Table(title=f"embeddings on WB-Synth {report['split']}: {report['n_queries']} shopper crops "
+                        f"against gallery {gallery} ({report['n_products']} {among})")
     table.add_column("model")
     table.add_column("size", justify="right")
     for col in _COLUMNS:
@@ -38,18 +40,23 @@ def eval_embeddings_cmd(
     model: Annotated[str | None, typer.Option("--model", help="embedder reference \\[default: VISEARCH_MODELS__EMBEDDER]")] = None,
     baseline: Annotated[str | None, typer.Option("--baseline", help="single-512 head \\[default: the one the embedder's card names]")] = None,
     split: Annotated[str, typer.Option("--split", help="train, val or test (held-out products)")] = "test",
+    gallery: Annotated[str, typer.Option("--gallery", help="split: search among the split's products; all: among every "
+                                         "product of every split, as a shopper searches the catalog")] = "split",
     report: Annotated[Path | None, typer.Option("--report", help="JSON report path; the PNG plot goes beside it")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
 ) -> None:
-    """Shopper crops against every held-out product: Recall@1/5/10, mAP@10, precision/F1 per size; frozen and truncated baselines."""
+    """Shopper crops against every held-out product (or the whole catalog): Recall@1/5/10, mAP@10, precision/F1 per size;
+    frozen and truncated baselines."""
     from visearch.embedding.evaluate import eval_embeddings
     from visearch.vision.evaluate import write_report
 
     settings = get_settings()
     with stdout_to_stderr(as_json):
-        result, plot = eval_embeddings(data, settings, ref=model, split=split, baseline=baseline, progress=not quiet)
-    path = report or settings.data_dir / "reports" / "eval-embeddings.json"
+        result, plot = eval_embeddings(data, settings, ref=model, split=split, baseline=baseline, progress=not quiet,
+                                       gallery=gallery)
+    default = "eval-embeddings.json" if gallery == "split" else f"eval-embeddings-gallery-{gallery}.json"
+    path = report or settings.data_dir / "reports" / default
     write_report(result, path, plot)
     if as_json:
         print(json.dumps(result, ensure_ascii=False))

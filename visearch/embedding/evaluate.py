@@ -1,8 +1,9 @@
 """Offline evaluation of the embedder: shopper crops against product vectors.
 
 Queries are the shopper photos of held-out products, cut at their boxes with the
-detector-like jitter; the gallery is every held-out product, one vector each (the
-normalised mean of its seller photos' vectors, as the index stores it). For every MRL
+detector-like jitter; the gallery is every held-out product (``gallery="split"``) or,
+as a shopper meets it, every product of every split (``gallery="all"``), one vector
+each (the normalised mean of its seller photos' vectors, as the index stores it). For every MRL
 size the report gives Recall@1/5/10, mAP@10 (one relevant product per query, so it is
 the reciprocal rank cut at 10), and precision / F1 at the best threshold on the top-1
 score (accept the top match when its score clears the threshold, else answer "not
@@ -29,16 +30,19 @@ from PIL import Image
 
 from visearch.config import Settings
 from visearch.embedding.backbone import Backbone
-from visearch.embedding.data import Dataset, ImageItem, group_by, open_dataset
+from visearch.embedding.data import SPLITS, Dataset, ImageItem, group_by, open_dataset
 from visearch.embedding.embedder import Embedder, load_head
 from visearch.embedding.head import AttentionHead, slice_normalize
 from visearch.embedding.tokens import CachedTokens, TokenCache
 from visearch.errors import DatasetError, InvalidArgumentError
 
-__all__ = ["eval_embeddings", "retrieval_metrics", "product_vectors", "EVAL_SEED", "EvalSet", "eval_set", "score_head", "score_frozen"]
+__all__ = ["eval_embeddings", "retrieval_metrics", "product_vectors", "EVAL_SEED", "GALLERIES", "EvalSet", "eval_set",
+           "score_head", "score_frozen"]
 
 EVAL_SEED = 10_007  # jitter stream of evaluation crops, apart from the training ones
 _KS = (1, 5, 10)
+#: what the queries are searched among: the held-out split's products, or the whole catalog
+GALLERIES = ("split", "all")
 
 
 def retrieval_metrics(scores: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -74,28 +78,69 @@ def product_vectors(vectors: torch.Tensor, owners: list[str], products: list[str
     return torch.nn.functional.normalize(torch.stack([v[by[p]].mean(0) for p in products]), dim=-1)
 
 
-class EvalSet:
-    """Cached tokens of a split's gallery photos and shopper crops, with who is who."""
+class _RowChain:
+    """Rows of several token arrays read as one, without loading them: the whole catalog's
+    tokens would not fit in memory, and each split's are cached already."""
 
-    def __init__(self, dataset: Dataset, gallery: list[ImageItem], queries: list[ImageItem], g: CachedTokens, q: CachedTokens) -> None:
-        self.dataset, self.gallery, self.queries, self.g, self.q = dataset, gallery, queries, g, q
+    def __init__(self, parts: list[np.ndarray]) -> None:
+        self.parts = parts
+        self.starts = np.cumsum([0] + [len(p) for p in parts])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, step = rows.indices(len(self))
+        if step != 1:
+            raise InvalidArgumentError("token rows are read in contiguous slices")
+        pieces = [p[max(start - a, 0) : min(stop - a, len(p))]
+                  for p, a in zip(self.parts, self.starts[:-1], strict=True) if start < a + len(p) and stop > a]
+        return np.concatenate(pieces) if len(pieces) != 1 else pieces[0]
+
+
+class EvalSet:
+    """Cached tokens of a gallery's photos and a split's shopper crops, with who is who."""
+
+    def __init__(self, dataset: Dataset, gallery: list[ImageItem], queries: list[ImageItem], g: CachedTokens, q: CachedTokens,
+                 kind: str = "split") -> None:
+        self.dataset, self.gallery, self.queries, self.g, self.q, self.kind = dataset, gallery, queries, g, q, kind
         self.products = sorted({i.product for i in gallery})
         col = {p: i for i, p in enumerate(self.products)}
         self.truth = np.array([col[i.product] for i in queries])
         self.owners = [i.product for i in gallery]
 
 
-def eval_set(dataset: Dataset, split: str, backbone: Backbone, settings: Settings, progress: bool = True) -> EvalSet:
-    """Tokens of ``split``'s gallery and jittered shopper crops (computed once, then cached)."""
-    gallery = dataset.gallery_items(split)
-    pids = {i.product for i in gallery}
+def _gallery_tokens(cache: TokenCache, backbone: Backbone, dataset: Dataset, splits: tuple[str, ...],
+                    progress: bool) -> tuple[list[ImageItem], CachedTokens]:
+    """Gallery photos of ``splits`` and their tokens, cached split by split (training reuses them)."""
+    items: list[ImageItem] = []
+    parts: list[CachedTokens] = []
+    for split in splits:
+        mine = dataset.gallery_items(split)
+        if mine:
+            items += mine
+            parts.append(cache.get(backbone, dataset, f"{split}-gallery", mine, progress))
+    if len(parts) == 1:
+        return items, parts[0]
+    tokens = _RowChain([p.tokens for p in parts])
+    pooled = np.concatenate([np.asarray(p.pooled) for p in parts])
+    return items, CachedTokens(tokens, pooled, parts[0].path, all(p.reused for p in parts))  # type: ignore[arg-type]
+
+
+def eval_set(dataset: Dataset, split: str, backbone: Backbone, settings: Settings, progress: bool = True,
+             gallery: str = "split") -> EvalSet:
+    """Tokens of the gallery (``split``'s products, or every split's with ``gallery="all"``) and of ``split``'s
+    jittered shopper crops (computed once, then cached). The queries are the same whichever the gallery."""
+    if gallery not in GALLERIES:
+        raise InvalidArgumentError(f"--gallery must be {' or '.join(GALLERIES)}, got {gallery!r}")
+    pids = {i.product for i in dataset.gallery_items(split)}
     queries = [i for i in dataset.shopper_items(split, 1, settings.embedding.jitter, EVAL_SEED) if i.product in pids]
-    if not gallery or not queries:
+    if not pids or not queries:
         raise DatasetError(f"{dataset.root}: the {split} split has no products with shopper photos to evaluate on")
     cache = TokenCache(settings.embedding.token_cache or settings.data_dir / "token-cache")
-    g = cache.get(backbone, dataset, f"{split}-gallery", gallery, progress)
+    items, g = _gallery_tokens(cache, backbone, dataset, (split,) if gallery == "split" else SPLITS, progress)
     q = cache.get(backbone, dataset, f"{split}-queries", queries, progress)
-    return EvalSet(dataset, gallery, queries, g, q)
+    return EvalSet(dataset, items, queries, g, q, gallery)
 
 
 def _score(query: torch.Tensor, gallery: torch.Tensor, es: EvalSet, dims: tuple[int, ...]) -> dict[str, dict[str, float]]:
@@ -155,22 +200,27 @@ def _plot(report: dict[str, Any], title: str) -> Image.Image:
 
 
 def eval_embeddings(data: Path, settings: Settings, ref: str | None = None, split: str = "test",
-                    baseline: str | None = None, progress: bool = True) -> tuple[dict[str, Any], Image.Image]:
+                    baseline: str | None = None, progress: bool = True,
+                    gallery: str = "split") -> tuple[dict[str, Any], Image.Image]:
     """Retrieval quality of the embedder on ``split`` with both baselines; the report and its PNG.
 
     Args:
         data: any WB-Synth data set (its held-out split need not be the trained one's).
         ref: embedder reference; default ``settings.models.embedder``.
         baseline: the single-512 head; default the one the embedder's card names.
+        gallery: ``split`` searches the held-out products only; ``all`` every product of every
+            split, as a shopper searches the whole catalog (the queries stay the same).
     """
     if split not in ("train", "val", "test"):
         raise InvalidArgumentError(f"--split must be train, val or test, got {split!r}")
+    if gallery not in GALLERIES:
+        raise InvalidArgumentError(f"--gallery must be {' or '.join(GALLERIES)}, got {gallery!r}")
     os.environ.setdefault("MPLCONFIGDIR", str((settings.data_dir / "matplotlib").resolve()))
     start = time.perf_counter()
     dataset = open_dataset(data)
     ref = ref or settings.models.embedder
     embedder = Embedder.from_ref(ref, settings)
-    es = eval_set(dataset, split, embedder.backbone, settings, progress)
+    es = eval_set(dataset, split, embedder.backbone, settings, progress, gallery=gallery)
     report: dict[str, Any] = {"head": score_head(embedder.head, es)}
     baselines: dict[str, Any] = {"frozen": score_frozen(es, embedder.out_dim), "truncated": None}
     baseline = baseline or embedder.card.get("baseline")
@@ -180,7 +230,8 @@ def eval_embeddings(data: Path, settings: Settings, ref: str | None = None, spli
     report["baselines"] = baselines
     bb = embedder.backbone.describe()
     report.update(
-        n_queries=len(es.queries), n_products=len(es.products), split=split, model=ref,
+        n_queries=len(es.queries), n_products=len(es.products), gallery=gallery, n_gallery_photos=len(es.gallery),
+        n_query_products=len(set(es.truth.tolist())), split=split, model=ref,
         model_card=embedder.card.get("summary", ""), backbone=bb["ref"], backbone_card=bb["summary"],
         baseline_model=baseline, data=str(Path(data).resolve()), seconds=round(time.perf_counter() - start, 1),
     )
@@ -188,6 +239,6 @@ def eval_embeddings(data: Path, settings: Settings, ref: str | None = None, spli
         report["note"] = "the embedder's card names no single-512 baseline head; pass --baseline to measure one"
     origin = ("trained on synthetic data, NOT pretrained SigLIP 2" if bb["pretrained_siglip2"] is False
               else "see its model card")
-    title = (f"{ref} on WB-Synth {split} ({report['n_queries']} crops, {report['n_products']} products)\n"
+    title = (f"{ref} on WB-Synth {split} ({report['n_queries']} crops; gallery {gallery}: {report['n_products']} products)\n"
              f"backbone {bb['ref']}: {origin}")
     return report, _plot(report, title)
