@@ -9,9 +9,12 @@ figure a shopper sees). Two ways of asking are scored:
 * ``tapped``: every true object the shopper could tap, searched through the detection that
   overlaps its true box most (a follow-up search of the same session).
 
-Article hits (a number read off the photo naming its product) are counted apart. The same
-loop calibrates the exact-match threshold: the lowest top-1 similarity at which the top
-result is the very product for at least ``target`` of held-out queries.
+Article hits (a number read off the photo naming its product) are counted apart. Every
+figure is given for all photos and per kind of photo (``by_kind``): ``shopper`` photos of
+products in a scene and ``screenshot`` queries (shop pages, stories, photos of a screen),
+since shoppers mostly send the latter. The same loop calibrates the exact-match threshold:
+the lowest top-1 similarity at which the top result is the very product for at least
+``target`` of held-out queries.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from visearch.config import Settings
-from visearch.errors import DatasetError, VisearchError
+from visearch.errors import DatasetError, InvalidArgumentError, VisearchError
 from visearch.progress import track
 from visearch.vision.evaluate import iou
 
@@ -100,21 +103,44 @@ class _Query:
     category_share: float | None
 
 
-def _photos(data: Path, split: str, limit: int | None) -> dict[str, list[dict[str, Any]]]:
+def _photos(data: Path, split: str, limit: int | None, kind: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Rows of each held-out photo of ``split`` (of ``kind`` when given), every row with its ``kind``."""
     import pyarrow.parquet as pq
 
+    from visearch.synth.dataset import DEFAULT_KIND, SCENE_KINDS
+
+    if kind is not None and kind not in SCENE_KINDS:
+        raise InvalidArgumentError(f"--kind must be one of {', '.join(SCENE_KINDS)}, got {kind!r}")
     path = data / "scenes.parquet"
     if not path.is_file():
         raise DatasetError(f"{data}: no scenes.parquet; is it a WB-Synth data set? (visearch synth --out {data})")
-    rows = pq.read_table(path).to_pylist()
     by_photo: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        if r["split"] == split:
+    for r in pq.read_table(path).to_pylist():
+        r["kind"] = r.get("kind") or DEFAULT_KIND  # sets made before screenshots have no kind: shopper photos
+        if r["split"] == split and kind in (None, r["kind"]):
             by_photo[r["image"]].append(r)
     if not by_photo:
-        raise DatasetError(f"{data}: no shopper photos in split {split!r}")
-    names = sorted(by_photo)[:limit] if limit else sorted(by_photo)
+        what = "photos" if kind is None else f"{kind} photos"
+        hint = " (a set made before screenshots has none; regenerate it with visearch synth)" if kind == "screenshot" else ""
+        raise DatasetError(f"{data}: no {what} in split {split!r}{hint}")
+    names = _take(by_photo, limit)
     return {n: by_photo[n] for n in names}
+
+
+def _take(by_photo: dict[str, list[dict[str, Any]]], limit: int | None) -> list[str]:
+    """At most ``limit`` photos, each kind by its share (largest remainders), so a limited run still mixes kinds."""
+    total = len(by_photo)
+    if not limit or limit >= total:
+        return sorted(by_photo)
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for name in sorted(by_photo):
+        by_kind[by_photo[name][0]["kind"]].append(name)
+    kinds = sorted(by_kind)
+    exact = np.array([limit * len(by_kind[k]) / total for k in kinds])
+    quotas = np.floor(exact).astype(int)
+    for r in np.argsort(-(exact - quotas), kind="stable")[: limit - quotas.sum()]:
+        quotas[r] += 1
+    return sorted(name for k, q in zip(kinds, quotas, strict=True) for name in by_kind[k][:q])
 
 
 def _score(q_kind: str, photo_kind: str, truth: dict[str, Any], answer: dict[str, Any], categories: dict[str, str],
@@ -131,18 +157,18 @@ def _score(q_kind: str, photo_kind: str, truth: dict[str, Any], answer: dict[str
 
 
 def run_queries(client: PipelineClient, data: Path, split: str = "test", limit: int | None = None, k: int = 10,
-                progress: bool = True) -> tuple[list[_Query], list[float]]:
-    """Every held-out photo, auto-picked and tapped; returns the scored queries and photo latencies (ms)."""
+                progress: bool = True, kind: str | None = None) -> tuple[list[_Query], list[float]]:
+    """Every held-out photo (of ``kind``, or all), auto-picked and tapped; returns the scored queries and photo latencies (ms)."""
     from visearch.catalog import read_catalog
 
+    photos = _photos(data, split, limit, kind)
     catalog = read_catalog(data, columns=["product_id", "category"]).to_pydict()
     categories = dict(zip(catalog["product_id"], catalog["category"], strict=True))
-    photos = _photos(data, split, limit)
     queries: list[_Query] = []
     latencies: list[float] = []
     for name in track(list(photos), len(photos), "searching held-out photos", enabled=progress):
         truths = photos[name]
-        photo_kind = str(truths[0].get("kind") or "photo")
+        photo_kind = truths[0]["kind"]
         raw = (data / name).read_bytes()
         t = time.perf_counter()
         answer = client.photo(raw, k)
@@ -189,20 +215,34 @@ def _summary(qs: list[_Query]) -> dict[str, Any]:
     }
 
 
+ASKING = ("auto", "tapped")  # the object the service picked, every object a shopper could tap
+
+
+def _figures(queries: list[_Query]) -> dict[str, Any]:
+    """Photos (one auto query each) and the summary of each way of asking."""
+    return {"photos": sum(q.kind == "auto" for q in queries),
+            **{asking: _summary([q for q in queries if q.kind == asking]) for asking in ASKING}}
+
+
 def evaluate_pipeline(client: PipelineClient, data: Path, *, split: str = "test", limit: int | None = None,
-                      progress: bool = True, source: str = "in process") -> dict[str, Any]:
-    """Top-1 / top-10 per way of asking and per photo kind, article hits apart, exact-match precision."""
-    queries, latencies = run_queries(client, data, split, limit, progress=progress)
-    report: dict[str, Any] = {"data": str(data), "split": split, "source": source, "photos": len(latencies)}
-    for kind in ("auto", "tapped"):
-        mine = [q for q in queries if q.kind == kind]
-        report[kind] = _summary(mine)
-        per_kind = sorted({q.photo_kind for q in mine})
-        if len(per_kind) > 1:
-            report[kind]["by_photo_kind"] = {pk: _summary([q for q in mine if q.photo_kind == pk]) for pk in per_kind}
+                      progress: bool = True, source: str = "in process", kind: str | None = None) -> dict[str, Any]:
+    """Top-1 / top-10 per way of asking, overall and per kind of photo (``by_kind``), article hits apart,
+    exact-match precision; ``kind`` restricts the photos to shopper photos or screenshots."""
+    queries, latencies = run_queries(client, data, split, limit, progress=progress, kind=kind)
+    report: dict[str, Any] = {"data": str(data), "split": split, "source": source, "kind": kind or "all"}
+    report.update(_figures(queries))
+    report["by_kind"] = {pk: _figures([q for q in queries if q.photo_kind == pk])
+                         for pk in sorted({q.photo_kind for q in queries}, key=_kind_order)}
     lat = np.asarray(latencies)
     report["photo_latency_ms"] = {"p50": round(float(np.percentile(lat, 50)), 1), "p95": round(float(np.percentile(lat, 95)), 1)}
     return report
+
+
+def _kind_order(kind: str) -> tuple[int, str]:
+    """Shopper photos first, then screenshots, then any kind a newer data set may add."""
+    from visearch.synth.dataset import SCENE_KINDS
+
+    return (SCENE_KINDS.index(kind) if kind in SCENE_KINDS else len(SCENE_KINDS), kind)
 
 
 def calibrate_threshold(queries: list[_Query], target: float) -> dict[str, Any]:

@@ -14,10 +14,20 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from PIL import Image
 
 from visearch.catalog import PRODUCT_SCHEMA, PRODUCTS_FILE
 from visearch.synth.catalog import SPLITS
-from visearch.synth.dataset import EVENT_SCHEMA, SCENE_SCHEMA, SCHEMA_VERSION, TRIPLET_SCHEMA
+from visearch.synth.dataset import (
+    EVENT_SCHEMA,
+    HELD_OUT,
+    SCENE_KINDS,
+    SCENE_OPTIONAL,
+    SCENE_SCHEMA,
+    SCHEMA_VERSION,
+    TRIPLET_SCHEMA,
+    scene_kinds,
+)
 from visearch.synth.vocab import CATEGORIES
 
 __all__ = ["check_dataset"]
@@ -29,6 +39,8 @@ _TABLES = {
     "triplets.parquet": TRIPLET_SCHEMA,
     "events.parquet": EVENT_SCHEMA,
 }
+# columns sets made before them lack, and the value they then mean
+_OPTIONAL = {"scenes.parquet": SCENE_OPTIONAL}
 
 
 def _read(root: Path, name: str, schema: pa.Schema, problems: list[str]) -> dict[str, list] | None:
@@ -37,13 +49,19 @@ def _read(root: Path, name: str, schema: pa.Schema, problems: list[str]) -> dict
     except Exception as e:  # noqa: BLE001 - any unreadable file is a finding, not a crash
         problems.append(f"{name}: unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
         return None
-    missing = [f.name for f in schema if f.name not in table.schema.names]
+    optional = _OPTIONAL.get(name, {})
+    missing = [f.name for f in schema if f.name not in table.schema.names and f.name not in optional]
     wrong = [f"{f.name} is {table.schema.field(f.name).type}, expected {f.type}"
              for f in schema if f.name in table.schema.names and table.schema.field(f.name).type != f.type]
     if missing:
         problems.append(f"{name}: missing columns {', '.join(missing)}")
     problems.extend(f"{name}: column {w}" for w in wrong)
-    return None if missing or wrong else table.to_pydict()
+    if missing or wrong:
+        return None
+    columns = table.to_pydict()
+    for column, default in optional.items():
+        columns.setdefault(column, [default] * table.num_rows)
+    return columns
 
 
 def _check_files(root: Path, manifest: dict, problems: list[str]) -> None:
@@ -110,11 +128,10 @@ def _check_scenes(scenes: dict[str, list], products: dict[str, list], index: dic
             problems.append(f"{where}: category {scenes['category_id'][i]} differs from the product's")
         if scenes["article_visible"][i] and (not products["has_label"][p] or scenes["article"][i] != products["article"][p]):
             problems.append(f"{where}: printed article {scenes['article'][i]} does not belong to this product")
+    kinds = scene_kinds(scenes)
     for sid, rows in by_scene.items():
-        rel = scenes["image"][rows[0]]
         split = scenes["split"][rows[0]]
-        if not (root / rel).is_file():
-            problems.append(f"scenes.parquet: {sid} photo {rel} is missing")
+        _check_photo(scenes, kinds, sid, rows, root, problems)
         label = root / "scenes" / "labels" / split / f"{sid}.txt"
         if not label.is_file():
             problems.append(f"{label.relative_to(root).as_posix()}: missing YOLO label")
@@ -128,6 +145,41 @@ def _check_scenes(scenes: dict[str, list], products: dict[str, list], index: dic
             eps = 1e-5  # labels are written with 6 decimals
             if int(ln[0]) != scenes["category_id"][i] or not (-eps <= cx - w / 2 and cx + w / 2 <= 1 + eps and -eps <= cy - h / 2 and cy + h / 2 <= 1 + eps):
                 problems.append(f"{label.relative_to(root).as_posix()}: line {ln} disagrees with scenes.parquet or leaves the image")
+
+
+def _check_photo(scenes: dict[str, list], kinds: list[str], sid: str, rows: list[int], root: Path, problems: list[str]) -> None:
+    """One photo: its kind (screenshots only in held-out splits), its file and that file's size."""
+    rel, split, kind = scenes["image"][rows[0]], scenes["split"][rows[0]], kinds[rows[0]]
+    where = f"scenes.parquet: {sid}"
+    if any(kinds[i] != kind or scenes["split"][i] != split or scenes["image"][i] != rel for i in rows):
+        problems.append(f"{where}: its rows disagree on kind, split or image")
+    if kind not in SCENE_KINDS:
+        problems.append(f"{where}: unknown kind {kind!r} (expected one of {', '.join(SCENE_KINDS)})")
+    elif kind == "screenshot" and split not in HELD_OUT:
+        problems.append(f"{where}: a screenshot in the {split} split (screenshots show held-out products only)")
+    if not (root / rel).is_file():
+        problems.append(f"{where} photo {rel} is missing")
+        return
+    try:
+        with Image.open(root / rel) as img:  # reads the header only
+            size = img.size
+    except Exception as e:  # noqa: BLE001 - any unreadable photo is a finding, not a crash
+        problems.append(f"{where} photo {rel} is unreadable ({type(e).__name__})")
+        return
+    if size != (scenes["width"][rows[0]], scenes["height"][rows[0]]):
+        problems.append(f"{where} photo {rel} is {size[0]}x{size[1]}, the table says {scenes['width'][rows[0]]}x{scenes['height'][rows[0]]}")
+
+
+def _check_counts(scenes: dict[str, list], manifest: dict, problems: list[str]) -> None:
+    """Shopper photos and screenshots against the manifest (a set made before screenshots counts none)."""
+    photos: dict[str, str] = {}
+    for sid, kind in zip(scenes["scene_id"], scene_kinds(scenes), strict=True):
+        photos.setdefault(sid, kind)  # a photo is of the kind of its first row
+    counts = manifest.get("counts", {})
+    for key, kind, what in (("scenes", "shopper", "shopper photos"), ("screenshots", "screenshot", "screenshots")):
+        n = sum(k == kind for k in photos.values())
+        if counts.get(key, 0 if kind == "screenshot" else None) != n:
+            problems.append(f"scenes.parquet: {n} {what}, manifest says {counts.get(key)}")
 
 
 def check_dataset(root: Path | str) -> list[str]:
@@ -152,8 +204,7 @@ def check_dataset(root: Path | str) -> list[str]:
     index = _check_products(products, manifest, root, problems)
     if scenes is not None:
         _check_scenes(scenes, products, index, root, problems)
-        if manifest.get("counts", {}).get("scenes") != len(set(scenes["scene_id"])):
-            problems.append(f"scenes.parquet: {len(set(scenes['scene_id']))} photos, manifest says {manifest.get('counts', {}).get('scenes')}")
+        _check_counts(scenes, manifest, problems)
     if (t := tables["triplets.parquet"]) is not None:
         for a, b in zip(t["anchor_product_id"], t["target_product_id"], strict=True):
             if a not in index or b not in index or products["split"][index[a]] != products["split"][index[b]]:

@@ -10,9 +10,9 @@ Layout::
     manifest.json          seed, params, counts, splits, schema version, sha256 of every file
     products.parquet       one product card per row (ground-truth attributes, split, gallery paths)
     gallery/               seller photos, <product_id>_<view>.jpg
-    scenes/images/<split>/ shopper photos (<scene_id>.jpg)
+    scenes/images/<split>/ shopper photos (sc<n>.jpg) and, in val/test, screenshot-style queries (scr<n>.jpg)
     scenes/labels/<split>/ YOLO labels: class cx cy w h, normalised
-    scenes.parquet         one object per row: scene, product, box, article visibility
+    scenes.parquet         one object per row: scene, product, box, article visibility, kind (shopper | screenshot)
     triplets.parquet       (anchor, modification text, target) from product variants
     events.parquet         simulated sessions: impressions, clicks, add-to-cart, orders
     data.yaml              the YOLO data set description
@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import multiprocessing
+import numbers
 import os
 import shutil
 import tempfile
@@ -31,7 +33,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -44,16 +46,25 @@ from visearch.progress import track
 from visearch.synth.catalog import SPLITS, Product, sample_products
 from visearch.synth.render import Sprite, render_product
 from visearch.synth.scenes import SceneObject, encode_jpeg, gallery_photo, shopper_photo
+from visearch.synth.screenshots import Listing, screenshot
 from visearch.synth.sessions import simulate_sessions
 from visearch.synth.text import modification_text
 from visearch.synth.vocab import CATEGORIES
 
-__all__ = ["generate", "SCHEMA_VERSION", "SPRITE_SIZE", "file_hashes"]
+if TYPE_CHECKING:
+    from PIL import Image
 
-SCHEMA_VERSION = 1
+__all__ = ["generate", "SCHEMA_VERSION", "SPRITE_SIZE", "file_hashes", "SCENE_KINDS", "DEFAULT_KIND", "HELD_OUT",
+           "SCREENSHOTS_PER_PRODUCT", "scene_kinds"]
+
+SCHEMA_VERSION = 1  # screenshots only add rows and an optional column: sets made before them still read
 SPRITE_SIZE = 256
 # stream ids: one independent random stream per kind of thing and per index
-_CATALOG, _GALLERY, _SCENE, _SESSIONS, _TRIPLETS = range(5)
+_CATALOG, _GALLERY, _SCENE, _SESSIONS, _TRIPLETS, _SCREENSHOT = range(6)
+SCENE_KINDS = ("shopper", "screenshot")
+DEFAULT_KIND = "shopper"  # the kind of a scenes.parquet row without one (a set made before screenshots)
+HELD_OUT = ("val", "test")  # screenshots show only products no model trains on
+SCREENSHOTS_PER_PRODUCT = 1.0
 # share of shopper photos with 1, 2, 3, 4 ... products
 _OBJECTS_P = (0.45, 0.3, 0.15, 0.1, 0.0, 0.0, 0.0, 0.0)
 
@@ -85,21 +96,48 @@ def _render_one(args: tuple[_Job, int, Product]) -> Sprite:
     return sprite
 
 
+def _scene_id(j: int) -> str:
+    return f"sc{j:07d}"
+
+
+def _screenshot_id(j: int) -> str:
+    """``scr`` + number: still a scene id (``sc...``), and sorted after every shopper photo."""
+    return f"scr{j:07d}"
+
+
+def _write_photo(job: _Job, split: str, sid: str, img: Image.Image, quality: int, objects: list[SceneObject]) -> None:
+    """The JPEG and its YOLO label file (boxes normalised by the image's own width and height)."""
+    width, height = img.size
+    Path(job.out, "scenes", "images", split, f"{sid}.jpg").write_bytes(encode_jpeg(img, quality))
+    lines = [
+        f"{o.category} {(o.box[0] + o.box[2]) / 2 / width:.6f} {(o.box[1] + o.box[3]) / 2 / height:.6f} "
+        f"{(o.box[2] - o.box[0]) / width:.6f} {(o.box[3] - o.box[1]) / height:.6f}"
+        for o in objects
+    ]
+    Path(job.out, "scenes", "labels", split, f"{sid}.txt").write_text("".join(line + "\n" for line in lines))
+
+
 def _scene_one(args: tuple[_Job, int, str, list[int]]) -> tuple[int, str, list[SceneObject]]:
     job, j, split, members = args
     rng = _rng(job.seed, _SCENE, j)
     items = [(_PRODUCTS[m].product_id, _PRODUCTS[m].look.category, _SPRITES[m], _PRODUCTS[m].article) for m in members]
     img, objects, quality = shopper_photo(items, job.settings.scene_size, rng)
-    sid = f"sc{j:07d}"
-    size = job.settings.scene_size
-    Path(job.out, "scenes", "images", split, f"{sid}.jpg").write_bytes(encode_jpeg(img, quality))
-    lines = [
-        f"{o.category} {(o.box[0] + o.box[2]) / 2 / size:.6f} {(o.box[1] + o.box[3]) / 2 / size:.6f} "
-        f"{(o.box[2] - o.box[0]) / size:.6f} {(o.box[3] - o.box[1]) / size:.6f}"
-        for o in objects
-    ]
-    Path(job.out, "scenes", "labels", split, f"{sid}.txt").write_text("".join(line + "\n" for line in lines))
+    _write_photo(job, split, _scene_id(j), img, quality, objects)
     return j, split, objects
+
+
+def _listing(m: int) -> Listing:
+    p = _PRODUCTS[m]
+    return Listing(p.product_id, p.look.category, _SPRITES[m], p.article, p.title, p.price, p.rating, p.reviews_count,
+                   p.description)
+
+
+def _screenshot_one(args: tuple[_Job, int, str, int, int | None]) -> tuple[int, str, tuple[int, int], list[SceneObject]]:
+    job, j, split, main, peek = args
+    rng = _rng(job.seed, _SCREENSHOT, j)
+    img, objects, quality, _ = screenshot(_listing(main), None if peek is None else _listing(peek), job.settings.scene_size, rng)
+    _write_photo(job, split, _screenshot_id(j), img, quality, objects)
+    return j, split, img.size, objects
 
 
 def _run(fn: Callable[[Any], Any], tasks: list, workers: int, description: str, progress: bool) -> Iterator[Any]:
@@ -116,9 +154,12 @@ def _run(fn: Callable[[Any], Any], tasks: list, workers: int, description: str, 
 # --- the job ------------------------------------------------------------------------
 
 
-def _check_args(out: Path, n_products: int, n_scenes: int, seed: int) -> None:
+def _check_args(out: Path, n_products: int, n_scenes: int, seed: int, screenshots_per_product: float) -> None:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InvalidArgumentError(f"seed must be a non-negative integer, got {seed!r}")
+    rate = screenshots_per_product
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < math.inf:  # refuses NaN too
+        raise InvalidArgumentError(f"screenshots per held-out product must be 0 or more, got {screenshots_per_product}")
     if n_products < 1:
         raise InvalidArgumentError(f"--products must be at least 1, got {n_products}")
     if n_scenes < 0:
@@ -161,6 +202,39 @@ def _scene_plan(products: list[Product], n_scenes: int, settings: SynthSettings,
     return plan
 
 
+def _screenshot_plan(products: list[Product], per_product: float, seed: int) -> list[tuple[int, str, int, int | None]]:
+    """(index, split, product shown, product that may peek in) per screenshot: held-out splits only, every
+    product in turn, the peeking one another product of the same split."""
+    plan: list[tuple[int, str, int, int | None]] = []
+    for split in HELD_OUT:
+        pool = [i for i, p in enumerate(products) if p.split == split]
+        order = _rng(seed, _SCREENSHOT, 10**9 + SPLITS.index(split)).permutation(pool)
+        for k in range(round(per_product * len(pool))):
+            main = int(order[k % len(pool)])
+            peek = None
+            if len(pool) > 1:
+                r = int(_rng(seed, _SCREENSHOT, 2 * 10**9 + len(plan)).integers(len(pool) - 1))
+                peek = int(order[(k + 1 + r) % len(pool)])  # any product but the one shown
+            plan.append((len(plan), split, main, peek))
+    return plan
+
+
+def _add_rows(rows: dict[str, list], sid: str, split: str, size: tuple[int, int], objects: list[SceneObject], kind: str) -> None:
+    for o in objects:
+        row = (sid, split, f"scenes/images/{split}/{sid}.jpg", *size, o.product_id, o.category,
+               *o.box, o.visible, o.article_visible, o.article, kind)
+        for name, v in zip(SCENE_SCHEMA.names, row, strict=True):
+            rows[name].append(v)
+
+
+def scene_kinds(scenes: dict[str, list]) -> list[str]:
+    """The kind of every row of a scenes table (as columns); a set made before screenshots has only shopper photos."""
+    kinds = scenes.get("kind")
+    if kinds is None:
+        return [DEFAULT_KIND] * len(scenes.get("scene_id", ()))
+    return [k or DEFAULT_KIND for k in kinds]
+
+
 def _triplets(products: list[Product], seed: int) -> dict[str, list]:
     rng = _rng(seed, _TRIPLETS)
     groups: dict[str, list[Product]] = defaultdict(list)
@@ -192,8 +266,10 @@ SCENE_SCHEMA = pa.schema([
     ("scene_id", pa.string()), ("split", pa.string()), ("image", pa.string()), ("width", pa.int32()),
     ("height", pa.int32()), ("product_id", pa.string()), ("category_id", pa.int32()), ("x1", pa.int32()),
     ("y1", pa.int32()), ("x2", pa.int32()), ("y2", pa.int32()), ("visible", pa.float32()),
-    ("article_visible", pa.bool_()), ("article", pa.string()),
+    ("article_visible", pa.bool_()), ("article", pa.string()), ("kind", pa.string()),
 ])
+# columns a reader must not require: sets written before them lack them (value to assume)
+SCENE_OPTIONAL = {"kind": DEFAULT_KIND}
 TRIPLET_SCHEMA = pa.schema([
     ("anchor_product_id", pa.string()), ("text", pa.string()), ("lang", pa.string()),
     ("target_product_id", pa.string()), ("change", pa.string()), ("split", pa.string()),
@@ -238,6 +314,7 @@ def generate(
     settings: SynthSettings | None = None,
     preview: bool = False,
     progress: bool = False,
+    screenshots_per_product: float = SCREENSHOTS_PER_PRODUCT,
 ) -> dict[str, Any]:
     """Generate WB-Synth into ``out`` and return its manifest.
 
@@ -249,6 +326,8 @@ def generate(
         settings: render knobs (sizes, shares); defaults to :class:`SynthSettings`.
         preview: also write ``preview.png``, a contact sheet of products and photos.
         progress: show progress bars.
+        screenshots_per_product: screenshot-style queries (shop pages, stories, photos of a screen) per
+            val/test product, rounded per split; 0 for none. Train products never get any.
 
     Raises:
         InvalidArgumentError: a bad count, seed or output folder.
@@ -256,14 +335,15 @@ def generate(
     settings = settings or SynthSettings()
     out = Path(out)
     n_scenes = 3 * n_products if n_scenes is None else n_scenes
-    _check_args(out, n_products, n_scenes, seed)
+    _check_args(out, n_products, n_scenes, seed, screenshots_per_product)
+    screenshots_per_product = float(screenshots_per_product)  # 1 and 1.0 write the same manifest
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     except OSError as e:
         raise InvalidArgumentError(f"cannot write to {out}: {e.strerror or e}") from None
     try:
-        manifest = _generate_into(work, n_products, seed, n_scenes, settings, preview, progress)
+        manifest = _generate_into(work, n_products, seed, n_scenes, settings, preview, progress, screenshots_per_product)
         _swap_into_place(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -282,7 +362,8 @@ def _swap_into_place(work: Path, out: Path) -> None:
 
 
 def _generate_into(
-    work: Path, n_products: int, seed: int, n_scenes: int, settings: SynthSettings, preview: bool, progress: bool
+    work: Path, n_products: int, seed: int, n_scenes: int, settings: SynthSettings, preview: bool, progress: bool,
+    screenshots_per_product: float,
 ) -> dict[str, Any]:
     global _SPRITES, _PRODUCTS
     workers = settings.workers or os.cpu_count() or 1
@@ -309,12 +390,10 @@ def _generate_into(
         scene_rows: dict[str, list] = {name: [] for name in SCENE_SCHEMA.names}
         size = settings.scene_size
         for j, split, objects in _run(_scene_one, [(job, *t) for t in plan], workers, "shopper photos", progress):
-            sid = f"sc{j:07d}"
-            for o in objects:
-                row = (sid, split, f"scenes/images/{split}/{sid}.jpg", size, size, o.product_id, o.category,
-                       *o.box, o.visible, o.article_visible, o.article)
-                for name, v in zip(SCENE_SCHEMA.names, row, strict=True):
-                    scene_rows[name].append(v)
+            _add_rows(scene_rows, _scene_id(j), split, (size, size), objects, "shopper")
+        shots = _screenshot_plan(products, screenshots_per_product, seed)
+        for j, split, dims, objects in _run(_screenshot_one, [(job, *t) for t in shots], workers, "screenshots", progress):
+            _add_rows(scene_rows, _screenshot_id(j), split, dims, objects, "screenshot")
     finally:
         _SPRITES, _PRODUCTS = [], []
 
@@ -336,10 +415,12 @@ def _generate_into(
 
         write_preview(work, products, scene_rows)
 
+    photos = {(sid, sp, kind) for sid, sp, kind in zip(scene_rows["scene_id"], scene_rows["split"], scene_rows["kind"], strict=True)}
     split_counts = {
         s: {
             "products": sum(p.split == s for p in products),
-            "scenes": len({sid for sid, sp in zip(scene_rows["scene_id"], scene_rows["split"], strict=True) if sp == s}),
+            "scenes": sum(sp == s and kind == "shopper" for _, sp, kind in photos),
+            "screenshots": sum(sp == s and kind == "screenshot" for _, sp, kind in photos),
         }
         for s in SPLITS
     }
@@ -348,7 +429,7 @@ def _generate_into(
         "schema_version": SCHEMA_VERSION,
         "seed": seed,
         "params": {
-            "products": n_products, "scenes": n_scenes, "preview": preview,
+            "products": n_products, "scenes": n_scenes, "screenshots_per_product": screenshots_per_product, "preview": preview,
             **settings.model_dump(mode="json", exclude={"workers"}),
         },
         "counts": {
@@ -357,7 +438,9 @@ def _generate_into(
             "categories": len({p.look.category for p in products}),
             "gallery_photos": sum(len(p.gallery) for p in products),
             "scenes": len(plan),
+            "screenshots": len(shots),
             "objects": len(scene_rows["scene_id"]),
+            "screenshot_objects": sum(kind == "screenshot" for kind in scene_rows["kind"]),
             "readable_articles": int(sum(scene_rows["article_visible"])),
             "labelled_products": sum(p.has_label for p in products),
             "triplets": len(triplets["text"]),

@@ -1,5 +1,6 @@
-"""Contact sheet of a WB-Synth set: products with their cards, shopper photos with
-their boxes and readable articles drawn, so a person can see what the data is."""
+"""Contact sheet of a WB-Synth set: products with their cards, shopper photos and
+screenshot-style queries with their boxes and readable articles drawn, so a person can
+see what the data is."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from visearch.synth.catalog import Product
+from visearch.synth.dataset import scene_kinds
 from visearch.synth.render import font
 from visearch.synth.vocab import CATEGORIES
 
-__all__ = ["write_preview", "draw_boxes"]
+__all__ = ["write_preview", "draw_boxes", "screenshot_sheet"]
 
 _TILE = 192
+SHOW_VISIBLE_BELOW = 0.995  # captions name the visible share of products partly hidden or cut off
 _COLS = 8
 _PALETTE = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
             (70, 240, 240), (240, 50, 230))
@@ -34,18 +37,60 @@ def draw_boxes(img: Image.Image, boxes: list[tuple[tuple[int, int, int, int], st
     return img
 
 
-def write_preview(root: Path, products: list[Product], scene_rows: dict[str, list], rows: int = 2) -> Path:
-    """Write ``root/preview.png``: ``rows`` rows of products, then ``rows`` of shopper photos."""
-    picked = products[: rows * _COLS]
+def _photos(scene_rows: dict[str, list], kind: str) -> dict[str, list[int]]:
+    """Rows of each photo of ``kind``, in table order."""
     objects: dict[str, list[int]] = defaultdict(list)
-    for i, sid in enumerate(scene_rows["scene_id"]):
-        objects[sid].append(i)
+    for i, (sid, k) in enumerate(zip(scene_rows["scene_id"], scene_kinds(scene_rows), strict=True)):
+        if k == kind:
+            objects[sid].append(i)
+    return dict(objects)
+
+
+def _boxed(root: Path, scene_rows: dict[str, list], idx: list[int]) -> Image.Image:
+    """One photo with each object's box, category, readable article and (when cut or hidden) visible share."""
+    with Image.open(root / scene_rows["image"][idx[0]]) as photo:
+        boxes = []
+        for i in idx:
+            text = CATEGORIES[scene_rows["category_id"][i]].name
+            if scene_rows["article_visible"][i]:
+                text += f" · {scene_rows['article'][i]}"
+            if scene_rows["visible"][i] < SHOW_VISIBLE_BELOW:
+                text += f" · {scene_rows['visible'][i]:.0%}"
+            boxes.append((tuple(scene_rows[k][i] for k in ("x1", "y1", "x2", "y2")), text))
+        return draw_boxes(photo, boxes)
+
+
+def _fit(img: Image.Image, width: int, height: int) -> Image.Image:
+    f = min(width / img.width, height / img.height)
+    return img.resize((max(1, round(img.width * f)), max(1, round(img.height * f))))
+
+
+def screenshot_sheet(root: Path, scene_rows: dict[str, list], n: int = 12, cols: int = 6) -> Image.Image:
+    """The first ``n`` screenshot-style queries with their boxes, ``cols`` to a row (portrait tiles)."""
+    shots = list(_photos(scene_rows, "screenshot").items())[:n]
+    width, height, title = _TILE, 2 * _TILE, 30
+    rows = max(1, -(-len(shots) // cols))
+    sheet = Image.new("RGB", (cols * width, title + rows * height), (255, 255, 255))
+    ImageDraw.Draw(sheet).text((6, 6), "WB-Synth screenshot-style queries (shop pages, stories, photos of a screen): "
+                               "true boxes, readable articles, visible share", fill=(0, 0, 0), font=font(12))
+    for k, (_, idx) in enumerate(shots):
+        tile = _fit(_boxed(root, scene_rows, idx), width - 4, height - 4)
+        sheet.paste(tile, ((k % cols) * width + (width - tile.width) // 2, title + (k // cols) * height + (height - tile.height) // 2))
+    return sheet
+
+
+def write_preview(root: Path, products: list[Product], scene_rows: dict[str, list], rows: int = 2) -> Path:
+    """Write ``root/preview.png``: ``rows`` rows of products, ``rows`` of shopper photos, one of screenshots."""
+    picked = products[: rows * _COLS]
+    objects = _photos(scene_rows, "shopper")
     scenes = list(objects)[: rows * _COLS // 2]
+    shots = screenshot_sheet(root, scene_rows, _COLS, _COLS) if _photos(scene_rows, "screenshot") else None
     caption = 34
-    sheet = Image.new("RGB", (_COLS * _TILE, rows * (_TILE + caption) + rows * 2 * _TILE + 30), (255, 255, 255))
+    extra = 0 if shots is None else shots.height
+    sheet = Image.new("RGB", (_COLS * _TILE, rows * (_TILE + caption) + rows * 2 * _TILE + 30 + extra), (255, 255, 255))
     d = ImageDraw.Draw(sheet)
     small = font(11)
-    d.text((6, 6), "WB-Synth: synthetic products (seller photo, article, category) and shopper photos "
+    d.text((6, 6), "WB-Synth: synthetic products (seller photo, article, category), shopper photos and screenshots "
            "(boxes, readable articles)", fill=(0, 0, 0), font=font(14))
     y0 = 30
     for n, p in enumerate(picked):
@@ -57,17 +102,10 @@ def write_preview(root: Path, products: list[Product], scene_rows: dict[str, lis
     y0 += rows * (_TILE + caption)
     big = 2 * _TILE
     for n, sid in enumerate(scenes):
-        idx = objects[sid]
-        with Image.open(root / scene_rows["image"][idx[0]]) as photo:
-            boxes = []
-            for i in idx:
-                text = CATEGORIES[scene_rows["category_id"][i]].name
-                if scene_rows["article_visible"][i]:
-                    text += f" · {scene_rows['article'][i]}"
-                box = tuple(scene_rows[k][i] for k in ("x1", "y1", "x2", "y2"))
-                boxes.append((box, text))
-            tile = draw_boxes(photo, boxes).resize((big, big))
+        tile = _boxed(root, scene_rows, objects[sid]).resize((big, big))
         sheet.paste(tile, ((n % (_COLS // 2)) * big, y0 + (n // (_COLS // 2)) * big))
+    if shots is not None:
+        sheet.paste(shots, (0, y0 + rows * big))
     path = root / "preview.png"
     sheet.save(path, format="PNG", optimize=False)
     return path

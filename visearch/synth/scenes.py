@@ -17,7 +17,10 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from visearch.synth.render import Sprite
 
-__all__ = ["SceneObject", "Warped", "BACKGROUNDS", "warp_sprite", "gallery_photo", "shopper_photo", "encode_jpeg"]
+__all__ = [
+    "SceneObject", "Warped", "BACKGROUNDS", "warp_sprite", "gallery_photo", "shopper_photo", "encode_jpeg",
+    "background_crop", "label_readable", "homography", "apply_homography",
+]
 
 # the photographs of skimage.data that ship inside the wheel (no download)
 BACKGROUNDS: tuple[str, ...] = (
@@ -62,7 +65,7 @@ def _background(name: str) -> np.ndarray:
     return np.ascontiguousarray(img[..., :3])
 
 
-def _homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+def homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """3x3 matrix mapping the four ``src`` points onto ``dst``."""
     a = []
     for (x, y), (u, v) in zip(src, dst, strict=True):
@@ -72,7 +75,8 @@ def _homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.append(h, 1.0).reshape(3, 3)
 
 
-def _apply(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
+def apply_homography(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Where ``h`` sends the (N, 2) points ``pts``."""
     p = np.c_[pts, np.ones(len(pts))] @ h.T
     return p[:, :2] / p[:, 2:3]
 
@@ -86,7 +90,7 @@ def warp_sprite(sprite: Sprite, scale: float, angle: float, tilt: float, rng: np
     rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
     dst = ((src - s / 2) * scale) @ rot.T + rng.uniform(-tilt, tilt, (4, 2)) * s * scale
     dst -= dst.min(axis=0)
-    fwd = _homography(src, dst)
+    fwd = homography(src, dst)
     back = np.linalg.inv(fwd)
     back /= back[2, 2]
     w, h = (int(np.ceil(v)) + 1 for v in dst.max(axis=0))
@@ -97,7 +101,7 @@ def warp_sprite(sprite: Sprite, scale: float, angle: float, tilt: float, rng: np
     out = out.crop(bbox)
     quad = None
     if sprite.label_box is not None:
-        quad = _apply(fwd, _box_quad(sprite.label_box)) - np.array(bbox[:2], float)
+        quad = apply_homography(fwd, _box_quad(sprite.label_box)) - np.array(bbox[:2], float)
     return Warped(out, quad)
 
 
@@ -134,7 +138,8 @@ def gallery_photo(sprite: Sprite, view: int, size: int, rng: np.random.Generator
     return canvas
 
 
-def _background_crop(size: int, rng: np.random.Generator) -> Image.Image:
+def background_crop(size: int, rng: np.random.Generator) -> Image.Image:
+    """A random square crop of a real photograph, ``size`` px, sometimes mirrored."""
     src = _background(BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))])
     h, w = src.shape[:2]
     side = int(min(h, w) * rng.uniform(0.5, 1.0))
@@ -191,7 +196,7 @@ def shopper_photo(
     Returns the photo (before JPEG), its objects and the JPEG quality to save it with.
     Products that find no place without heavy overlap are left out of the photo.
     """
-    canvas = _background_crop(size, rng)
+    canvas = background_crop(size, rng)
     owner = np.full((size, size), -1, np.int32)
     placed: list[tuple[int, tuple[int, int, int, int], np.ndarray, np.ndarray | None, float]] = []
     shrink = 1.0 / (1.0 + 0.3 * (len(items) - 1))
@@ -245,22 +250,22 @@ def shopper_photo(
         visible = float(mine.sum() / max(1, full.sum()))
         readable = False
         if quad is not None and article is not None:
-            readable = _label_readable(quad, mine, angle, blur, quality)
+            readable = label_readable(quad, mine, angle, blur, quality)
         objects.append(SceneObject(pid, cat, box, round(visible, 4), readable, article if readable else None))
     return img, objects, quality
 
 
-def _label_readable(quad: np.ndarray, mine: np.ndarray, angle: float, blur: float, quality: int) -> bool:
+def label_readable(quad: np.ndarray, mine: np.ndarray, angle: float, blur: float, quality: int) -> bool:
     """The sticker is big, upright, sharp and wholly in view."""
     height = min(np.linalg.norm(quad[3] - quad[0]), np.linalg.norm(quad[2] - quad[1]))
     if height < MIN_LABEL_PX or abs(angle) > MAX_LABEL_TILT or blur > MAX_READABLE_BLUR or quality < MIN_READABLE_QUALITY:
         return False
-    size = mine.shape[0]
+    rows, cols = mine.shape  # screenshots are not square
     lx0, ly0 = np.floor(quad.min(axis=0)).astype(int)
     lx1, ly1 = np.ceil(quad.max(axis=0)).astype(int)
-    if lx0 < 0 or ly0 < 0 or lx1 > size or ly1 > size:
+    if lx0 < 0 or ly0 < 0 or lx1 > cols or ly1 > rows:
         return False
-    mask = Image.new("L", (size, size), 0)
+    mask = Image.new("L", (cols, rows), 0)
     ImageDraw.Draw(mask).polygon([tuple(p) for p in quad], fill=255)
     sticker = np.asarray(mask) > 127
     return bool(mine[sticker].mean() > 0.99)
