@@ -6,8 +6,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= data/demo
 DEMO_PRODUCTS ?= 1000
+BUNDLE ?= models/default.tar.gz
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench lint clean models
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,15 +28,30 @@ demo: $(STAMP) data/index/CURRENT
 $(DEMO_DIR)/manifest.json: | $(STAMP)
 	$(VENV)/bin/visearch synth --out $(DEMO_DIR) --products $(DEMO_PRODUCTS) --seed 0 --preview --quiet
 
+# the shipped default models (registered once; models trained here keep their aliases), or, without the
+# bundle, the quick recipes trained on the spot
 data/vectors/demo.parquet: $(DEMO_DIR)/manifest.json
-	$(VENV)/bin/visearch train detector --data $(DEMO_DIR) --recipe quick --alias champion --if-missing
-	$(VENV)/bin/visearch train backbone --data $(DEMO_DIR) --recipe quick --alias champion --if-missing
-	$(VENV)/bin/visearch train head --data $(DEMO_DIR) --recipe quick --alias champion --if-missing
+	@if [ -f $(BUNDLE) ]; then $(VENV)/bin/visearch models import $(BUNDLE); else \
+	  $(VENV)/bin/visearch train detector --data $(DEMO_DIR) --recipe quick --alias champion --if-missing && \
+	  $(VENV)/bin/visearch train backbone --data $(DEMO_DIR) --recipe quick --alias champion --if-missing && \
+	  $(VENV)/bin/visearch train head --data $(DEMO_DIR) --recipe quick --alias champion --if-missing; fi
 	$(VENV)/bin/visearch vectorize --data $(DEMO_DIR) --out $@
 
 data/index/CURRENT: data/vectors/demo.parquet
 	$(VENV)/bin/visearch index build --vectors $< --catalog $(DEMO_DIR)/products.parquet
 	$(VENV)/bin/visearch calibrate --data $(DEMO_DIR) --quiet
+
+## models: the default bundle again from scratch, with the full recipes (hours on 2 cores, minutes on a GPU):
+## data sets, detector, backbone, head, then models/default.tar.gz and its cards (docs/models.md)
+TRAIN_DIR ?= data/train2k
+models: $(STAMP)
+	test -f $(DEMO_DIR)/manifest.json || $(VENV)/bin/visearch synth --out $(DEMO_DIR) --products $(DEMO_PRODUCTS) --seed 0 --quiet
+	test -f $(TRAIN_DIR)/manifest.json || $(VENV)/bin/visearch synth --out $(TRAIN_DIR) --products 2000 --seed 1 --quiet
+	$(VENV)/bin/visearch train detector --data $(DEMO_DIR) --recipe full --alias champion
+	$(VENV)/bin/visearch train backbone --data $(TRAIN_DIR) --recipe full --alias champion --quiet
+	$(VENV)/bin/visearch train head --data $(TRAIN_DIR) --recipe full --alias champion --quiet
+	$(VENV)/bin/visearch models export models:/visearch-detector@champion models:/visearch-embedder@champion \
+		--out $(BUNDLE) --label default --note "full recipes, make models"
 
 ## test: the whole suite, outbound network blocked (loopback allowed)
 test: $(STAMP)

@@ -36,7 +36,7 @@ from visearch.registry import CARD_FILE, ModelStore, parse_ref
 from visearch.registry.card import ModelCard
 from visearch.registry.recorder import ModelRecorder
 
-__all__ = ["BundleError", "BundleManifest", "ImportReport", "export_bundle", "import_bundle", "read_bundle", "describe", "sha256_file",
+__all__ = ["BundleError", "BundleManifest", "ImportReport", "export_bundle", "import_bundle", "read_bundle", "describe", "ensure_default_models", "sha256_file",
            "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "visearch-model-bundle"
@@ -496,6 +496,29 @@ def _undo(store: ModelStore, created: list[tuple[str, str]], new_models: list[st
     for name in new_models:
         if _has_model(store, name):
             store.client.delete_registered_model(name)
+
+
+def ensure_default_models(settings: Settings, log: Callable[[str], None] | None = None) -> ImportReport | None:
+    """Import the shipped default bundle when the detector or embedder the settings name by a registry alias
+    is not registered yet (a fresh clone); None when nothing was needed or there is no bundle."""
+    bundle = settings.models.default_bundle
+    if bundle is None or not Path(bundle).is_file():
+        return None
+    store = ModelStore(settings)
+    missing = []
+    for ref in (settings.models.detector, settings.models.embedder):
+        parsed = parse_ref(ref) if ref.startswith("models:") else None
+        if parsed is None:
+            continue
+        try:
+            store.version_of(parsed)
+        except NotFoundError:
+            missing.append(ref)
+    if not missing:
+        return None
+    if log:
+        log(f"{', '.join(missing)} not registered: importing the default models from {bundle}")
+    return import_bundle(Path(bundle), settings, log=log)
 
 
 def describe(manifest: BundleManifest) -> str:

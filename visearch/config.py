@@ -105,6 +105,9 @@ class ModelSettings(BaseModel):
     backbone: str = "models:/visearch-backbone@champion"
     ocr_backend: Literal["rapidocr", "paddleocr"] = "rapidocr"
     mlflow_tracking_uri: str | None = Field(None, description="defaults to sqlite:///<data_dir>/mlflow.db")
+    default_bundle: Path | None = Field(Path("models/default.tar.gz"), description=(
+        "bundle imported by visearch serve and make demo when a model named by a registry alias is missing; "
+        "relative to the working directory"))
     mlflow_host: str = Field("127.0.0.1", description="visearch mlflow serve binds here (the UI has no auth: keep loopback)")
     mlflow_port: int = Field(5000, ge=1, le=65535, description="visearch mlflow serve port")
 

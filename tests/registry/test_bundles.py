@@ -210,3 +210,13 @@ def test_cli_list_show_promote_export_import(bundle, tiny_models, cli, tmp_path)
     (root / "bad.tar.gz").write_bytes(bundle.read_bytes()[:1000])
     r = cli(root, "models", "import", str(root / "bad.tar.gz"))
     assert r.returncode == 1 and r.stderr.startswith("visearch: error:") and r.stderr.count("\n") == 1
+
+
+def test_default_bundle_is_imported_only_when_a_champion_is_missing(bundle, tmp_path):
+    from visearch.bundles import ensure_default_models
+
+    settings = Settings(data_dir=tmp_path / "data", models={"default_bundle": str(bundle)})
+    report = ensure_default_models(settings)
+    assert report is not None and "visearch-embedder@champion" in report.aliases_set
+    assert ensure_default_models(settings) is None  # champions exist now: nothing to do
+    assert ensure_default_models(Settings(data_dir=tmp_path / "other", models={"default_bundle": str(tmp_path / "none.tar.gz")})) is None

@@ -104,7 +104,11 @@ def serve(
     import ray
     from ray import serve as ray_serve
 
-    from serve_app.app import build_app
+    from serve_app.app import app_settings, build_app
+    from visearch.bundles import ensure_default_models
+
+    # a fresh clone serves the shipped default models: imported once, never over models registered here
+    ensure_default_models(app_settings(args), log=lambda m: console.print(f"[dim]{m}[/dim]"))
 
     def stop(signum: int, _frame: object) -> None:  # a supervisor's TERM ends like Ctrl-C: Serve shut down cleanly
         raise KeyboardInterrupt
