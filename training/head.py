@@ -62,6 +62,11 @@ class HeadRecipe:
     dup_threshold: float = 0.98
     outlier_z: float = 3.5
     eval_every: int = 5  # epochs between validation points on the curves
+    # hard negatives: this share of every batch comes from a few categories only, so the loss learns what tells
+    # apart products of one category (and colour variants of one model), which is all search has to do once it
+    # searches within the detected category; the rest stays random, for searches across categories
+    hard_share: float = 0.0
+    hard_categories: int = 4
     budget_s: float | None = None
     note: str = ""
 
@@ -73,9 +78,10 @@ RECIPES: dict[str, HeadRecipe] = {
     "quick": HeadRecipe("quick", epochs=6, min_steps=120, batch_size=256, lr=1e-3, crops_per_object=2, eval_every=2, budget_s=4 * 60,
                         note="5 minutes for 2,000 products on 2 cores (measured: 309 s, 162 steps); with the quick backbone 14.4 min"),
     "full": HeadRecipe("full", epochs=80, min_steps=600, batch_size=256, lr=8e-4, warmup_steps=100, crops_per_object=4, eval_every=5,
-                       budget_s=40 * 60,
+                       hard_share=0.5, budget_s=40 * 60,
                        note="48 minutes for 2,000 products on 2 cores (measured: 2,882 s, 2,308 steps, loop capped at 40 min); with the full backbone 111 min"),
-    "tiny": HeadRecipe("tiny", epochs=3, batch_size=16, lr=1e-3, warmup_steps=2, crops_per_object=2, eval_every=1,
+    "tiny": HeadRecipe("tiny", epochs=3, batch_size=16, lr=1e-3, warmup_steps=2, crops_per_object=2, eval_every=1, hard_share=0.5,
+                       hard_categories=2,
                        note="smoke test only"),
 }
 
@@ -100,6 +106,15 @@ def _param_groups(head: AttentionHead, loss: MatryoshkaInfoNCE, weight_decay: fl
     decay = [p for n, p in head.named_parameters() if p.ndim >= 2 and n != "queries"]
     rest = [p for n, p in head.named_parameters() if not (p.ndim >= 2 and n != "queries")] + list(loss.parameters())
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def _hard_pairs(by_category: list[np.ndarray], n: int, categories: int, rng: np.random.Generator) -> list[int]:
+    """``n`` pairs drawn from ``categories`` random categories (as evenly as they allow)."""
+    if n <= 0:
+        return []
+    picked = rng.choice(len(by_category), categories, replace=False)
+    pool = np.concatenate([by_category[c] for c in picked])
+    return rng.choice(pool, min(n, len(pool)), replace=False).tolist()
 
 
 def _curves(mrl: AttentionHead, single: AttentionHead, val: EvalSet) -> dict[str, float]:
@@ -156,6 +171,8 @@ def train_head(data: Path, settings: Settings, recipe: str = "quick", backbone: 
     pair_obj = np.array(obj_index)[kept]
     pair_label = np.array([label_of[objects[n].product] for n in kept])
     gal_of = [np.array(gallery_rows[p]) for p in products]
+    category_of = [dataset.product(products[lab]).get("category_id", -1) for lab in pair_label]
+    by_category = [np.flatnonzero(np.array(category_of) == c) for c in sorted(set(category_of))]
     g_tok, s_tok = _in_memory(g.tokens), _in_memory(s.tokens)
 
     # two heads, same initial weights, same batches
@@ -185,9 +202,11 @@ def train_head(data: Path, settings: Settings, recipe: str = "quick", backbone: 
         sums: dict[str, list[float]] = {}
 
         def step() -> None:
-            if len(order) < batch:
+            n_hard = int(batch * rec.hard_share) if len(by_category) > rec.hard_categories else 0
+            if len(order) < batch - n_hard:
                 order.extend(rng.permutation(len(kept)).tolist())
-            chosen = np.array([order.pop() for _ in range(batch)])
+            chosen = np.array([order.pop() for _ in range(batch - n_hard)] + _hard_pairs(by_category, n_hard, rec.hard_categories, rng),
+                              dtype=np.int64)
             labels = torch.from_numpy(pair_label[chosen])
             grow = np.array([rng.choice(gal_of[lab]) for lab in pair_label[chosen]])
             srow = pair_obj[chosen] * k + rng.integers(0, k, len(chosen))
