@@ -46,6 +46,7 @@ class ResultOut(_Out):
 class GroupOut(_Out):
     object_id: int
     results: list[ResultOut]
+    category: str | None = Field(None, description="the detected category these results were searched within")
 
 
 class SearchResponse(_Out):
@@ -61,6 +62,9 @@ class SearchResponse(_Out):
     results: list[ResultOut]
     groups: list[GroupOut] | None = None
     timings_ms: dict[str, float]
+    category: str | None = Field(None, description=(
+        "the category the detector named for the object, which the results were searched within; null: every "
+        "category (a class-agnostic detector, a drawn box, or a category filter in the request)"))
 
 
 class Filters(BaseModel):

@@ -54,3 +54,35 @@ def test_bad_queries_are_one_line(tiny_models, tiny_synth, cli, args, needle):
     assert r.stderr.strip().splitlines()[-1].startswith("visearch: error:") and needle in r.stderr
     r = cli(tiny_models, "search", "note.txt")
     assert r.returncode == 1 and "not a supported image" in r.stderr
+
+
+def test_objects_are_searched_within_their_detected_category(tiny_models, tiny_synth):
+    from dataclasses import replace
+
+    from visearch.config import Settings
+    from visearch.index import SearchFilter
+    from visearch.pipeline import SearchPipeline
+
+    settings = Settings(data_dir=tiny_models / "data")
+    pipe = SearchPipeline.from_settings(settings)
+    photo = sorted((tiny_synth / "scenes" / "images" / "test").glob("*.jpg"))[0]
+    answer, session = pipe.photo(photo, k=5)
+    assert answer.category is None  # the tiny detector is class-agnostic: every category is searched
+    counts: dict[str, int] = {}
+    for c in pq.read_table(tiny_synth / "products.parquet", columns=["category"]).column("category").to_pylist():
+        counts[c] = counts.get(c, 0) + 1
+    common, other = sorted(counts, key=lambda c: -counts[c])[:2]
+    # the session as a category-aware detector would have seen it: object 0 named `common`
+    session.objects[0] = replace(session.objects[0], category=common, score=0.9, fallback=False)
+    within = pipe.again(session, object_id=0, k=5)
+    assert within.category == common and within.results
+    # (an article read on the object stays its exact hit, whatever the category)
+    assert {r.category for r in within.results if r.via == "vector"} == {common}
+    # a request's own category filter wins over the detector's
+    chosen = pipe.again(session, object_id=0, k=5, filter=SearchFilter(categories=(other,)))
+    assert chosen.category is None and {r.category for r in chosen.results if r.via == "vector"} == {other}
+    assert all(r.title for r in chosen.results)  # direct hits carry their card too
+    # switched off: every category again
+    off = SearchPipeline(settings.model_copy(update={"serving": settings.serving.model_copy(update={"category_search": "off"})}),
+                         pipe.stages)
+    assert off.again(session, object_id=0, k=5).category is None

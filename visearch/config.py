@@ -203,6 +203,10 @@ class ServingSettings(BaseModel):
     match_threshold: float | None = Field(None, description="similarity above which the top result is the very product; "
                                           "default: the value calibrated with the embedder version (visearch calibrate)")
     match_margin: float = Field(0.0, ge=0, description="an exact match must also lead the second result by this much")
+    category_search: Literal["detected", "off"] = Field("detected", description=(
+        "detected: an object's results come from the category the detector names for it (a category-aware detector; "
+        "a request's own category filter wins); off: from every category"))
+    category_min_score: float = Field(0.0, ge=0, le=1, description="below this detection score, search every category")
     catalog_dir: Path | None = Field(None, description="folder the catalog's image_uris are relative to (product photos are served from it)")
     cookie_name: str = Field("visearch_uid", description="cookie holding the user id when no X-User-Id header is sent")
     ingress: DeploymentSettings = DeploymentSettings(num_cpus=0.25, max_ongoing_requests=64)

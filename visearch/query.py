@@ -123,6 +123,7 @@ class ResultItem:
 class Group:
     object_id: int
     results: list[ResultItem]
+    category: str | None = None  # the category searched within, when it was the detector's
 
 
 @dataclass
@@ -141,6 +142,7 @@ class Answer:
     results: list[ResultItem]
     groups: list[Group] | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    category: str | None = None  # the detected category the results were searched within (None: every category)
 
 
 @dataclass
@@ -151,6 +153,7 @@ class PhotoSession:
     objects: list[FoundObject]
     article_hits: list[ArticleMatch]
     models: dict[str, str]
+    article_products: dict[str, Hit] = field(default_factory=dict)  # product id -> its card, for direct hits
 
 
 def prominence(d: Detection, width: int, height: int) -> float:
@@ -218,11 +221,11 @@ class QueryFlow:
         else:  # the whole photo, read while the detector runs
             detected, lines = await asyncio.gather(timed_detect(), timed_read())
         objects = [FoundObject(i, d.box, d.category, d.score, fallback=d.fallback) for i, d in enumerate(detected.objects)]
-        article_hits, objects = await self._articles(lines, objects, timings)
+        article_hits, objects, products = await self._articles(lines, objects, timings)
         w, h = image.size
         order = sorted(range(len(objects)), key=lambda i: -prominence(detected.objects[i], w, h))
         picked = order[0]
-        session = PhotoSession(image, objects, article_hits, {"detector": detected.model.label})
+        session = PhotoSession(image, objects, article_hits, {"detector": detected.model.label}, products)
         targets = list(range(len(objects))) if all_objects else [picked]
         answer = await self._search_objects(session, [objects[i].box for i in targets], targets, variant=variant,
                                             experiment=experiment, k=k, filter=filter, all_objects=all_objects,
@@ -292,7 +295,7 @@ class QueryFlow:
         return k
 
     async def _articles(self, lines: list[TextLine], objects: list[FoundObject],
-                        timings: dict[str, float]) -> tuple[list[ArticleMatch], list[FoundObject]]:
+                        timings: dict[str, float]) -> tuple[list[ArticleMatch], list[FoundObject], dict[str, Hit]]:
         """Article numbers read off the photo, linked to the object they sit on and to their product."""
         boxes = [o.box for o in objects]  # an object's id is its index
         read: list[tuple[str, int | None]] = []
@@ -300,7 +303,7 @@ class QueryFlow:
             for a in extract_articles(line.text, self.settings.vision.article_pattern):
                 read.append((a, owner_of(line.box, boxes)))
         if not read:
-            return [], objects
+            return [], objects, {}
         t = time.perf_counter()
         known = await self.stages.lookup([a for a, _ in read])
         timings["articles"] = _ms(t)
@@ -311,7 +314,7 @@ class QueryFlow:
                 if owner is not None:
                     per_object[owner].append(a)
         objects = [FoundObject(o.id, o.box, o.category, o.score, per_object[o.id], o.fallback) for o in objects]
-        return matches, objects
+        return matches, objects, {h.product_id: h for h in known.values()}
 
     async def _search_objects(self, session: PhotoSession, boxes: Sequence[Box], targets: Sequence[int | None], *,
                               variant: Variant, experiment: str, k: int, filter: SearchFilter | None,
@@ -320,25 +323,53 @@ class QueryFlow:
         embedded = await self.stages.embed([crop(session.image, b) for b in boxes], variant.embedder)
         timings["embed"] = _ms(t)
         t = time.perf_counter()
-        searched = await self.stages.search(embedded.vectors, k, online_dim=variant.online_dim, filter=filter)
+        searched, categories = await self._search_in_categories(session, embedded.vectors, targets, k, variant, filter)
         timings["search"] = _ms(t)
         threshold = self.settings.serving.match_threshold
         threshold = embedded.match_threshold if threshold is None else threshold
         lists = []
         for target, hits in zip(targets, searched.hits, strict=True):
             direct = [m.product_id for m in session.article_hits if target is not None and m.object_id == target]
-            lists.append(self._label(hits, direct, threshold, k))
+            lists.append(self._label(hits, direct, threshold, k, session.article_products))
         models = {**session.models, "embedder": embedded.model.label}
-        groups = [Group(int(tg), r) for tg, r in zip(targets, lists, strict=True) if tg is not None] if all_objects else None
+        groups = ([Group(int(tg), r, c) for tg, r, c in zip(targets, lists, categories, strict=True) if tg is not None]
+                  if all_objects else None)
         return Answer(request_id or uuid.uuid4().hex, None, variant.name, experiment, searched.index_version, models,
-                      session.objects, session.article_hits, None, lists[0] if lists else [], groups, timings)
+                      session.objects, session.article_hits, None, lists[0] if lists else [], groups, timings,
+                      categories[0] if categories and not all_objects else None)
 
-    def _label(self, hits: list[Hit], direct: list[str], threshold: float | None, k: int) -> list[ResultItem]:
+    def detected_category(self, obj: FoundObject | None) -> str | None:
+        """The category to search within for ``obj``: the detector's, when it names one (a category-aware
+        detector) surely enough; None for a drawn box, the whole-photo fallback or a class-agnostic detector."""
+        s = self.settings.serving
+        if s.category_search != "detected" or obj is None or obj.fallback or obj.category in ("", "object"):
+            return None
+        return obj.category if obj.score >= s.category_min_score else None
+
+    async def _search_in_categories(self, session: PhotoSession, vectors: np.ndarray, targets: Sequence[int | None], k: int,
+                                    variant: Variant, filter: SearchFilter | None) -> tuple[Searched, list[str | None]]:
+        """One search per category the objects were detected as (a request's own categories win), hits in target order."""
+        chosen = [None if filter is not None and filter.categories else
+                  self.detected_category(session.objects[t] if t is not None else None) for t in targets]
+        hits: list[list[Hit]] = [[] for _ in targets]
+        version = ""
+        for category in dict.fromkeys(chosen):
+            rows = [i for i, c in enumerate(chosen) if c == category]
+            scoped = filter if category is None else SearchFilter(
+                categories=(category,), price_min=filter.price_min if filter else None, price_max=filter.price_max if filter else None)
+            found = await self.stages.search(vectors[rows], k, online_dim=variant.online_dim, filter=scoped)
+            version = found.index_version
+            for i, h in zip(rows, found.hits, strict=True):
+                hits[i] = h
+        return Searched(hits, version), chosen
+
+    def _label(self, hits: list[Hit], direct: list[str], threshold: float | None, k: int,
+               cards: dict[str, Hit] | None = None) -> list[ResultItem]:
         """Results in order, each product once; exact for an article read on the object, or a top
         result whose similarity clears the calibrated threshold (and leads the next by the margin)."""
         items: list[ResultItem] = []
         if direct:
-            payloads = {h.product_id: h for h in hits}
+            payloads = {**(cards or {}), **{h.product_id: h for h in hits}}
             for pid in dict.fromkeys(direct):
                 hit = payloads.get(pid, Hit(pid, 1.0, {}))
                 items.append(self.result_item(hit, 1.0, "exact", via="article"))
