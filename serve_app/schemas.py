@@ -20,6 +20,7 @@ class ObjectOut(_Out):
     score: float
     articles: list[str] = []
     fallback: bool = Field(False, description="nothing was detected: the whole photo stands for the object")
+    category_score: float | None = Field(None, description="how sure the category is (detector and crop classifier together)")
 
 
 class ArticleHitOut(_Out):

@@ -54,7 +54,7 @@ def cli():
 
 @pytest.fixture(scope="session")
 def tiny_models(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tiny detector, backbone and head trained on ``tiny_synth`` and registered as @champion,
+    """Tiny detector, backbone, head and crop classifier trained on ``tiny_synth`` and registered as @champion,
     the catalog vectorised and indexed: a data dir (``root/data``) the search stages load from."""
     root = tmp_path_factory.mktemp("models")
     (root / "home").mkdir()
@@ -64,6 +64,7 @@ def tiny_models(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> P
         ("train", "detector", "--data", data, "--recipe", "tiny", "--alias", "champion"),
         ("train", "backbone", "--data", data, "--recipe", "tiny", "--alias", "champion", "--quiet"),
         ("train", "head", "--data", data, "--recipe", "tiny", "--alias", "champion"),
+        ("train", "classifier", "--data", data, "--recipe", "tiny", "--alias", "champion", "--quiet"),
         ("vectorize", "--data", data, "--quiet"),
         ("index", "build", "--vectors", str(root / "data" / "vectors" / "tiny.parquet"),
          "--catalog", str(Path(data) / "products.parquet"), "--quiet"),

@@ -26,6 +26,9 @@ def test_search_returns_products_from_the_catalog(tiny_models, tiny_synth, cli):
         assert {"detect", "ocr", "embed", "search", "total"} <= set(result["timings_ms"])
         assert result["models"]["detector"].startswith("visearch-detector/")
         assert result["models"]["embedder"].startswith("visearch-embedder/")
+        # the crop classifier had its say on every object's category
+        assert result["models"]["classifier"].startswith("visearch-classifier/")
+        assert all(o["category_score"] is not None for o in result["objects"] if not o["fallback"])
 
 
 @pytest.mark.parametrize("by_boxes", ["true", "false"])  # read inside the objects after detection, or the whole photo meanwhile

@@ -70,6 +70,9 @@ class VisionSettings(BaseModel):
     detector_conf: float = Field(0.25, gt=0, lt=1, description="lowest score a detection keeps")
     detector_iou: float = Field(0.6, gt=0, lt=1, description="NMS overlap threshold")
     detector_batch: int = Field(16, ge=1)
+    classifier_detector_weight: float = Field(0.5, ge=0, description=(
+        "weight of the detector's opinion on an object's category against the crop classifier's probabilities"))
+    classify_max_objects: int = Field(8, ge=1, description="objects per photo whose category the classifier checks")
     device: str = Field("cpu", description="torch device for the detector: cpu, cuda, cuda:1")
     threads: int | None = Field(None, ge=1, description="torch CPU threads for YOLO training and inference; default every core "
                                 "(ultralytics alone keeps one core idle, which on 2 cores halves the speed)")
@@ -103,6 +106,9 @@ class ModelSettings(BaseModel):
     detector: str = "models:/visearch-detector@champion"
     embedder: str = "models:/visearch-embedder@champion"
     backbone: str = "models:/visearch-backbone@champion"
+    classifier: str | None = Field("models:/visearch-classifier@champion", description=(
+        "object-crop category classifier; a registry alias not registered yet means none (the detector alone names "
+        "categories), an empty value switches it off"))
     ocr_backend: Literal["rapidocr", "paddleocr"] = "rapidocr"
     mlflow_tracking_uri: str | None = Field(None, description="defaults to sqlite:///<data_dir>/mlflow.db")
     default_bundle: Path | None = Field(Path("models/default.tar.gz"), description=(
@@ -206,7 +212,8 @@ class ServingSettings(BaseModel):
     category_search: Literal["detected", "off"] = Field("detected", description=(
         "detected: an object's results come from the category the detector names for it (a category-aware detector; "
         "a request's own category filter wins); off: from every category"))
-    category_min_score: float = Field(0.0, ge=0, le=1, description="below this detection score, search every category")
+    category_min_score: float = Field(0.4, ge=0, le=1, description=(
+        "below this score for the category (the fused one with a classifier, else the detection's), search every category"))
     catalog_dir: Path | None = Field(None, description="folder the catalog's image_uris are relative to (product photos are served from it)")
     cookie_name: str = Field("visearch_uid", description="cookie holding the user id when no X-User-Id header is sent")
     ingress: DeploymentSettings = DeploymentSettings(num_cpus=0.25, max_ongoing_requests=64)

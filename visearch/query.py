@@ -17,7 +17,7 @@ import math
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 import numpy as np
@@ -54,6 +54,7 @@ Match = Literal["exact", "similar"]
 class Detected:
     objects: list[Detection]
     model: PinnedModel
+    classifier: PinnedModel | None = None  # the crop classifier that had its say on categories, if any
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class FoundObject:
     score: float
     articles: list[str] = field(default_factory=list)
     fallback: bool = False
+    category_score: float | None = None  # the category's fused score once a classifier had its say
 
 
 @dataclass(frozen=True)
@@ -220,12 +222,14 @@ class QueryFlow:
             lines = await timed_read([d.box for d in detected.objects if not d.fallback])
         else:  # the whole photo, read while the detector runs
             detected, lines = await asyncio.gather(timed_detect(), timed_read())
-        objects = [FoundObject(i, d.box, d.category, d.score, fallback=d.fallback) for i, d in enumerate(detected.objects)]
+        objects = [FoundObject(i, d.box, d.category, d.score, fallback=d.fallback, category_score=d.category_score)
+                   for i, d in enumerate(detected.objects)]
         article_hits, objects, products = await self._articles(lines, objects, timings)
         w, h = image.size
         order = sorted(range(len(objects)), key=lambda i: -prominence(detected.objects[i], w, h))
         picked = order[0]
-        session = PhotoSession(image, objects, article_hits, {"detector": detected.model.label}, products)
+        models = {"detector": detected.model.label, **({"classifier": detected.classifier.label} if detected.classifier else {})}
+        session = PhotoSession(image, objects, article_hits, models, products)
         targets = list(range(len(objects))) if all_objects else [picked]
         answer = await self._search_objects(session, [objects[i].box for i in targets], targets, variant=variant,
                                             experiment=experiment, k=k, filter=filter, all_objects=all_objects,
@@ -313,7 +317,7 @@ class QueryFlow:
                 matches.append(ArticleMatch(a, known[a].product_id, owner))
                 if owner is not None:
                     per_object[owner].append(a)
-        objects = [FoundObject(o.id, o.box, o.category, o.score, per_object[o.id], o.fallback) for o in objects]
+        objects = [replace(o, articles=per_object[o.id]) for o in objects]
         return matches, objects, {h.product_id: h for h in known.values()}
 
     async def _search_objects(self, session: PhotoSession, boxes: Sequence[Box], targets: Sequence[int | None], *,
@@ -344,7 +348,8 @@ class QueryFlow:
         s = self.settings.serving
         if s.category_search != "detected" or obj is None or obj.fallback or obj.category in ("", "object"):
             return None
-        return obj.category if obj.score >= s.category_min_score else None
+        sure = obj.category_score if obj.category_score is not None else obj.score
+        return obj.category if sure >= s.category_min_score else None
 
     async def _search_in_categories(self, session: PhotoSession, vectors: np.ndarray, targets: Sequence[int | None], k: int,
                                     variant: Variant, filter: SearchFilter | None) -> tuple[Searched, list[str | None]]:

@@ -20,6 +20,7 @@ from visearch.index import Hit, SearchFilter
 from visearch.query import Detected, Embedded, Searched
 from visearch.registry import PinnedModel, pin_model
 from visearch.searcher import Searcher
+from visearch.vision.classifier import CategoryClassifier, classifier_ref
 from visearch.vision.detector import Detector
 from visearch.vision.ocr import ArticleReader, TextLine
 
@@ -67,6 +68,7 @@ class LocalStages:
     reader: ArticleReader
     searcher: Searcher
     embedders: dict[str, LoadedEmbedder] = field(default_factory=dict)
+    classifier: tuple[PinnedModel, CategoryClassifier] | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -74,8 +76,13 @@ class LocalStages:
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalStages:
         pinned = pin_model(settings.models.detector, settings)
+        ref = classifier_ref(settings)
+        classifier = None
+        if ref is not None:
+            pinned_cls = pin_model(ref, settings)
+            classifier = (pinned_cls, CategoryClassifier.from_ref(pinned_cls.ref, settings))
         stages = cls(settings, Detector.from_ref(pinned.ref, settings), pinned, ArticleReader.from_settings(settings),
-                     Searcher.from_settings(settings))
+                     Searcher.from_settings(settings), classifier=classifier)
         stages.embedder(settings.models.embedder)
         return stages
 
@@ -86,7 +93,11 @@ class LocalStages:
             return self.embedders[ref]
 
     async def detect(self, image: Image.Image) -> Detected:
-        return Detected(self.detector.detect([image])[0], self.detector_model)
+        objects = self.detector.detect([image])[0]
+        if self.classifier is None:
+            return Detected(objects, self.detector_model)
+        pinned, classifier = self.classifier
+        return Detected(classifier.decide(image, objects, self.detector.names), self.detector_model, pinned)
 
     async def read(self, image: Image.Image, boxes: Sequence[tuple[float, float, float, float]] = ()) -> list[TextLine]:
         return self.reader.read_batch([image], [boxes])[0].lines

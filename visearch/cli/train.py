@@ -66,3 +66,25 @@ def detector(
     console.print(f"registered {MODEL_NAME} version {card.version}" + (f" as @{alias}" if alias else "")
                   + f" in {card.train_seconds:.0f} s")
     console.print_json(json.dumps(card.val_metrics))
+
+
+@train_app.command("classifier")
+def classifier(
+    data: Data,
+    recipe: Annotated[str, typer.Option("--recipe", help="quick (minutes), full (the default bundle's), tiny (smoke test)")] = "quick",
+    alias: Alias = None,
+    if_missing: IfMissing = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train the object-crop category classifier (YOLO11n-cls from scratch) and register visearch-classifier."""
+    from training.classifier import MODEL_NAME, RECIPES, train_classifier
+
+    check_recipe(recipe, RECIPES)
+    settings = get_settings()
+    console = Console()
+    if already_registered(settings, MODEL_NAME, alias, if_missing, console):
+        return
+    card = train_classifier(data, settings, recipe=recipe, alias=alias, progress=not quiet)
+    console.print(f"registered {MODEL_NAME} version {card.version}" + (f" as @{alias}" if alias else "")
+                  + f" in {card.train_seconds:.0f} s")
+    console.print_json(json.dumps(card.val_metrics))

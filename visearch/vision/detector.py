@@ -20,13 +20,13 @@ from visearch.config import Settings, VisionSettings
 from visearch.errors import NotFoundError
 from visearch.registry import CARD_FILE, resolve_model
 
-__all__ = ["Detection", "Detector", "configure_ultralytics", "use_threads", "save_safe", "WEIGHTS_FILE", "SAFE_WEIGHTS_FILE",
+__all__ = ["Detection", "Detector", "configure_ultralytics", "use_threads", "save_safe", "load_safe", "WEIGHTS_FILE", "SAFE_WEIGHTS_FILE",
            "SAFE_LAYOUT_FILE"]
 
 WEIGHTS_FILE = "weights.pt"  # what training writes: ultralytics' own (pickled) checkpoint
 SAFE_WEIGHTS_FILE = "weights.safetensors"  # what a model bundle carries: tensors only, loading runs no code
 SAFE_LAYOUT_FILE = "layout.json"  # the network's layout (ultralytics' model yaml) and class names, beside them
-_SHELL_ARCH = "yolo11n.yaml"  # a packaged layout: builds the YOLO wrapper, whose network is then replaced
+_SHELL_ARCH = {"detect": "yolo11n.yaml", "classify": "yolo11n-cls.yaml"}  # packaged layouts: the YOLO wrapper, network replaced
 _INTEGRATIONS_OFF = ("clearml", "comet", "dvc", "hub", "mlflow", "neptune", "raytune", "tensorboard", "wandb")
 
 
@@ -81,6 +81,7 @@ class Detection:
     category: str
     score: float
     fallback: bool = False
+    category_score: float | None = None  # how sure the category is, once a classifier had its say (None: the detector alone)
 
 
 class Detector:
@@ -92,7 +93,7 @@ class Detector:
 
         weights = Path(weights)
         if weights.is_dir() and (weights / SAFE_WEIGHTS_FILE).is_file():
-            self.model = _load_safe(weights)
+            self.model = load_safe(weights)
         elif weights.is_file():
             self.model = YOLO(str(weights), task="detect")
         else:
@@ -147,28 +148,34 @@ def save_safe(weights: Path, folder: Path, half: bool = True) -> list[Path]:
     from safetensors.torch import save_file
     from ultralytics import YOLO
 
-    net = YOLO(str(weights), task="detect").model
+    yolo = YOLO(str(weights))
+    net = yolo.model
     state = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in net.state_dict().items()}
     folder.mkdir(parents=True, exist_ok=True)
     save_file(state, str(folder / SAFE_WEIGHTS_FILE), metadata={"format": "ultralytics-state-dict", "dtype": str(torch.float16 if half else "as trained")})
-    layout = {"yaml": {k: v for k, v in net.yaml.items() if k != "yaml_file"}, "names": {int(k): str(v) for k, v in net.names.items()}}
+    layout = {"task": yolo.task, "yaml": {k: v for k, v in net.yaml.items() if k != "yaml_file"},
+              "names": {int(k): str(v) for k, v in net.names.items()}}
     (folder / SAFE_LAYOUT_FILE).write_text(json.dumps(layout, indent=1, ensure_ascii=False), encoding="utf-8")
     return [folder / SAFE_WEIGHTS_FILE, folder / SAFE_LAYOUT_FILE]
 
 
-def _load_safe(folder: Path) -> Any:
+def load_safe(folder: Path) -> Any:
     """A YOLO model from tensors and layout: the network is built from the layout, then filled; no pickle is read."""
     from safetensors.torch import load_file
     from ultralytics import YOLO
-    from ultralytics.nn.tasks import DetectionModel
+    from ultralytics.nn.tasks import ClassificationModel, DetectionModel
 
     layout = json.loads((folder / SAFE_LAYOUT_FILE).read_text(encoding="utf-8"))
     names = {int(k): v for k, v in layout["names"].items()}
-    net = DetectionModel(cfg=dict(layout["yaml"]), nc=len(names), verbose=False)
+    task = layout.get("task", "detect")
+    if task not in _SHELL_ARCH:
+        raise NotFoundError(f"{folder}: a YOLO {task!r} model; visearch loads detect and classify models")
+    build = DetectionModel if task == "detect" else ClassificationModel
+    net = build(cfg=dict(layout["yaml"]), nc=len(names), verbose=False)
     missing, unexpected = net.load_state_dict(load_file(str(folder / SAFE_WEIGHTS_FILE)), strict=False)
     if missing or unexpected:
         raise NotFoundError(f"{folder}: weights do not fit the layout (missing {missing[:3]}, unexpected {unexpected[:3]})")
     net.names = names
-    model = YOLO(_SHELL_ARCH, task="detect")
+    model = YOLO(_SHELL_ARCH[task], task=task)
     model.model = net.float().eval()
     return model
