@@ -101,6 +101,7 @@ class _Query:
     top_via: str | None
     article_hit: bool
     category_share: float | None
+    category_right: bool | None = None  # the category searched within was the product's (None: every category searched)
 
 
 def _photos(data: Path, split: str, limit: int | None, kind: str | None = None) -> dict[str, list[dict[str, Any]]]:
@@ -152,8 +153,10 @@ def _score(q_kind: str, photo_kind: str, truth: dict[str, Any], answer: dict[str
     share = sum(c == want_cat for c in cats) / len(cats) if cats else None
     hits = {a["product_id"] for a in answer["article_hits"] if object_id is None or a["object_id"] == object_id}
     top = results[0] if results else None
+    searched = answer.get("category")
     return _Query(q_kind, photo_kind, truth["product_id"], ranked, top["score"] if top and top["via"] == "vector" else None,
-                  top["match"] if top else None, top["via"] if top else None, truth["product_id"] in hits, share)
+                  top["match"] if top else None, top["via"] if top else None, truth["product_id"] in hits, share,
+                  None if searched is None else searched == want_cat)
 
 
 def run_queries(client: PipelineClient, data: Path, split: str = "test", limit: int | None = None, k: int = 10,
@@ -207,6 +210,11 @@ def _summary(qs: list[_Query]) -> dict[str, Any]:
         "top10_without_article_hits": round(sum(q.product in q.ranked[:10] for q in qs if not q.article_hit)
                                             / max(1, sum(not q.article_hit for q in qs)), 4),
         "category_share@10": round(float(np.mean(shares)), 4) if shares else None,
+        # how often search looked within one category (the detected one), and how often it was the right one
+        "within_category": round(sum(q.category_right is not None for q in qs) / n, 4),
+        "category_right": (round(sum(bool(q.category_right) for q in qs if q.category_right is not None)
+                                 / max(1, sum(q.category_right is not None for q in qs)), 4)
+                           if any(q.category_right is not None for q in qs) else None),
         "exact": {"labelled": len(exact),
                   "precision": round(sum(q.ranked[0] == q.product for q in exact) / len(exact), 4) if exact else None,
                   "recall": round(sum(q.ranked[0] == q.product for q in exact) / n, 4),

@@ -49,6 +49,8 @@ def _table(title: str, figures: dict[str, Any]) -> Table:
         ("article hits", lambda s: _pct(s.get("article_hits"))),
         ("top-10 without article hits", lambda s: _pct(s.get("top10_without_article_hits"))),
         ("same category in top-10", lambda s: _pct(s.get("category_share@10"))),
+        ("searched within one category", lambda s: _pct(s.get("within_category"))),
+        ("  that category right", lambda s: _pct(s.get("category_right"))),
         ("exact-match precision", lambda s: _pct(s.get("exact", {}).get("precision"))),
     )
     for name, cell in rows:
