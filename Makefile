@@ -42,7 +42,7 @@ data/index/CURRENT: data/vectors/demo.parquet
 	$(VENV)/bin/visearch calibrate --data $(DEMO_DIR) --quiet
 
 ## models: the default bundle again from scratch, with the full recipes (hours on 2 cores, minutes on a GPU):
-## data sets, detector, backbone, head, then models/default.tar.gz and its cards (docs/models.md)
+## data sets, detector, backbone, head, crop classifier, then models/default.tar.gz and its cards (docs/models.md)
 TRAIN_DIR ?= data/train2k
 models: $(STAMP)
 	test -f $(DEMO_DIR)/manifest.json || $(VENV)/bin/visearch synth --out $(DEMO_DIR) --products $(DEMO_PRODUCTS) --seed 0 --quiet
@@ -50,7 +50,9 @@ models: $(STAMP)
 	$(VENV)/bin/visearch train detector --data $(DEMO_DIR) --recipe full --alias champion
 	$(VENV)/bin/visearch train backbone --data $(TRAIN_DIR) --recipe full --alias champion --quiet
 	$(VENV)/bin/visearch train head --data $(TRAIN_DIR) --recipe full --alias champion --quiet
-	$(VENV)/bin/visearch models export models:/visearch-detector@champion models:/visearch-embedder@champion \
+	$(VENV)/bin/visearch train classifier --data $(TRAIN_DIR) --recipe full --alias champion --quiet
+	$(VENV)/bin/visearch models export models:/visearch-detector@champion models:/visearch-classifier@champion \
+		models:/visearch-embedder@champion \
 		--out $(BUNDLE) --label default --note "full recipes, make models"
 
 ## test: the whole suite, outbound network blocked (loopback allowed)

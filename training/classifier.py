@@ -50,8 +50,8 @@ class ClassifierRecipe:
 
 
 RECIPES: dict[str, ClassifierRecipe] = {
-    "quick": ClassifierRecipe("quick", epochs=8, imgsz=96, crops_per_object=2, note="minutes on 2 cores"),
-    "full": ClassifierRecipe("full", epochs=20, imgsz=112, crops_per_object=3, note="for the default bundle"),
+    "quick": ClassifierRecipe("quick", epochs=6, imgsz=96, crops_per_object=1, note="minutes on 2 cores"),
+    "full": ClassifierRecipe("full", epochs=15, imgsz=96, crops_per_object=2, note="for the default bundle"),
     "tiny": ClassifierRecipe("tiny", epochs=1, imgsz=32, crops_per_object=1, batch=8, gallery=False, note="smoke test only"),
 }
 
