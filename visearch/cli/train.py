@@ -7,8 +7,9 @@ This module holds the ``train`` group, the options every job shares and the
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,6 +18,7 @@ from visearch.cli import app
 from visearch.config import Settings, get_settings
 from visearch.errors import NotFoundError
 from visearch.registry import ModelStore, parse_ref
+from visearch.registry.card import ModelCard
 
 train_app = typer.Typer(help="Train a model on WB-Synth, log it to MLflow and register a version.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
@@ -32,6 +34,21 @@ def check_recipe(recipe: str, known: dict) -> None:
     from training.recipes import pick_recipe
 
     pick_recipe(recipe, known)
+
+
+def run_training(name: str, recipes: dict, recipe: str, alias: str | None, if_missing: bool,
+                 job: Callable[[Settings], ModelCard], detail: Callable[[ModelCard], str] = lambda card: "",
+                 figures: Callable[[ModelCard], Any] = lambda card: card.val_metrics) -> None:
+    """What every training command does: check the recipe, honour ``--if-missing``, train, say what was registered."""
+    check_recipe(recipe, recipes)
+    settings = get_settings()
+    console = Console()
+    if already_registered(settings, name, alias, if_missing, console):
+        return
+    card = job(settings)
+    console.print(f"registered {name} version {card.version}" + (f" as @{alias}" if alias else "")
+                  + f" in {card.train_seconds:.0f} s" + detail(card))
+    console.print_json(json.dumps(figures(card)))
 
 
 def already_registered(settings: Settings, name: str, alias: str | None, if_missing: bool, console: Console) -> bool:
@@ -57,15 +74,8 @@ def detector(
     """Train YOLO (from yolo11n.yaml, no download) and register a version of visearch-detector."""
     from training.detector import MODEL_NAME, RECIPES, train_detector
 
-    check_recipe(recipe, RECIPES)
-    settings = get_settings()
-    console = Console()
-    if already_registered(settings, MODEL_NAME, alias, if_missing, console):
-        return
-    card = train_detector(data, settings, recipe=recipe, alias=alias, epochs=epochs)
-    console.print(f"registered {MODEL_NAME} version {card.version}" + (f" as @{alias}" if alias else "")
-                  + f" in {card.train_seconds:.0f} s")
-    console.print_json(json.dumps(card.val_metrics))
+    run_training(MODEL_NAME, RECIPES, recipe, alias, if_missing,
+                 lambda settings: train_detector(data, settings, recipe=recipe, alias=alias, epochs=epochs))
 
 
 @train_app.command("classifier")
@@ -79,12 +89,5 @@ def classifier(
     """Train the object-crop category classifier (YOLO11n-cls from scratch) and register visearch-classifier."""
     from training.classifier import MODEL_NAME, RECIPES, train_classifier
 
-    check_recipe(recipe, RECIPES)
-    settings = get_settings()
-    console = Console()
-    if already_registered(settings, MODEL_NAME, alias, if_missing, console):
-        return
-    card = train_classifier(data, settings, recipe=recipe, alias=alias, progress=not quiet)
-    console.print(f"registered {MODEL_NAME} version {card.version}" + (f" as @{alias}" if alias else "")
-                  + f" in {card.train_seconds:.0f} s")
-    console.print_json(json.dumps(card.val_metrics))
+    run_training(MODEL_NAME, RECIPES, recipe, alias, if_missing,
+                 lambda settings: train_classifier(data, settings, recipe=recipe, alias=alias, progress=not quiet))

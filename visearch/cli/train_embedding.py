@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from visearch.cli.train import Alias, Data, IfMissing, Quiet, already_registered, check_recipe, train_app
-from visearch.config import get_settings
+from visearch.cli.train import Alias, Data, IfMissing, Quiet, run_training, train_app
+from visearch.registry.card import ModelCard
 
 
 @train_app.command("backbone")
@@ -23,15 +21,9 @@ def backbone(
     """Train the offline default backbone (small SigLIP-style open_clip model, sigmoid loss) and register visearch-backbone."""
     from training.backbone import MODEL_NAME, RECIPES, train_backbone
 
-    check_recipe(recipe, RECIPES)
-    settings = get_settings()
-    console = Console()
-    if already_registered(settings, MODEL_NAME, alias, if_missing, console):
-        return
-    card = train_backbone(data, settings, recipe=recipe, alias=alias, progress=not quiet)
-    console.print(f"registered {MODEL_NAME} version {card.version}" + (f" as @{alias}" if alias else "")
-                  + f" in {card.train_seconds:.0f} s ({card.steps} steps); trained on synthetic data, not pretrained SigLIP 2")
-    console.print_json(json.dumps(card.val_metrics))
+    run_training(MODEL_NAME, RECIPES, recipe, alias, if_missing,
+                 lambda settings: train_backbone(data, settings, recipe=recipe, alias=alias, progress=not quiet),
+                 detail=lambda card: f" ({card.steps} steps); trained on synthetic data, not pretrained SigLIP 2")
 
 
 @train_app.command("head")
@@ -46,15 +38,12 @@ def head(
     """Train the attention head (MRL 512/256/128/64) and its single-512 baseline; register visearch-embedder."""
     from training.head import MODEL_NAME, RECIPES, train_head
 
-    check_recipe(recipe, RECIPES)
-    settings = get_settings()
-    console = Console()
-    if already_registered(settings, MODEL_NAME, alias, if_missing, console):
-        return
-    card = train_head(data, settings, recipe=recipe, backbone=backbone, alias=alias, progress=not quiet)
-    console.print(f"registered {MODEL_NAME} version {card.version}" + (f" as @{alias}" if alias else "")
-                  + f" in {card.train_seconds:.0f} s over {card.backbone}; baseline {card.baseline}")
-    clean = card.clean
-    console.print(f"cleaning: {clean['pairs']} pairs, {clean['near_duplicates']} near-duplicates and {clean['outliers']} "
-                  f"outliers removed, {clean['kept']} kept" + (" (capped)" if clean.get("capped") else ""))
-    console.print_json(json.dumps({d: m["recall@10"] for d, m in card.val_metrics["head"].items()}))
+    def detail(card: ModelCard) -> str:
+        clean = card.clean
+        return (f" over {card.backbone}; baseline {card.baseline}\ncleaning: {clean['pairs']} pairs, {clean['near_duplicates']} "
+                f"near-duplicates and {clean['outliers']} outliers removed, {clean['kept']} kept"
+                + (" (capped)" if clean.get("capped") else ""))
+
+    run_training(MODEL_NAME, RECIPES, recipe, alias, if_missing,
+                 lambda settings: train_head(data, settings, recipe=recipe, backbone=backbone, alias=alias, progress=not quiet),
+                 detail=detail, figures=lambda card: {d: m["recall@10"] for d, m in card.val_metrics["head"].items()})

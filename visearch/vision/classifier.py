@@ -8,7 +8,6 @@ score on the category the detector named. Search then looks within the winning c
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -19,15 +18,7 @@ from PIL import Image
 
 from visearch.config import Settings, VisionSettings
 from visearch.errors import NotFoundError
-from visearch.registry import CARD_FILE, resolve_model
-from visearch.vision.detector import (
-    SAFE_WEIGHTS_FILE,
-    WEIGHTS_FILE,
-    Detection,
-    configure_ultralytics,
-    load_safe,
-    use_threads,
-)
+from visearch.vision.detector import Detection, load_yolo, use_threads, yolo_files
 
 __all__ = ["CategoryClassifier", "square_crop", "refine", "classifier_ref", "PAD_RGB"]
 
@@ -51,16 +42,7 @@ class CategoryClassifier:
 
     def __init__(self, weights: Path, vision: VisionSettings, card: dict[str, Any] | None = None,
                  data_dir: Path = Path("data")) -> None:
-        configure_ultralytics(data_dir)
-        from ultralytics import YOLO
-
-        weights = Path(weights)
-        if weights.is_dir() and (weights / SAFE_WEIGHTS_FILE).is_file():
-            self.model = load_safe(weights)
-        elif weights.is_file():
-            self.model = YOLO(str(weights), task="classify")
-        else:
-            raise NotFoundError(f"{weights}: no such YOLO classifier weights")
+        self.model = load_yolo(weights, "classify", data_dir)
         use_threads(self.model, vision.threads)
         self.vision, self.card = vision, card or {}
         self.names: list[str] = [self.model.names[i] for i in range(len(self.model.names))]
@@ -68,14 +50,8 @@ class CategoryClassifier:
 
     @classmethod
     def from_ref(cls, ref: str, settings: Settings) -> CategoryClassifier:
-        path = resolve_model(ref, settings)
-        card: dict[str, Any] = {}
-        if path.is_dir():
-            if (path / CARD_FILE).is_file():
-                card = json.loads((path / CARD_FILE).read_text(encoding="utf-8"))
-            if not (path / SAFE_WEIGHTS_FILE).is_file():
-                path = path / WEIGHTS_FILE
-        return cls(path, settings.vision, card, settings.data_dir)
+        """Load from a reference: a weights file, a model folder, ``models:/...``, ``s3://...``."""
+        return cls(*yolo_files(ref, settings), settings.data_dir)
 
     def probs(self, image: Image.Image, boxes: Sequence[Sequence[float]]) -> np.ndarray:
         """Category probabilities of each box of ``image``, columns in :attr:`names` order."""

@@ -20,7 +20,7 @@ from visearch.config import Settings, VisionSettings
 from visearch.errors import NotFoundError
 from visearch.registry import CARD_FILE, resolve_model
 
-__all__ = ["Detection", "Detector", "configure_ultralytics", "use_threads", "save_safe", "load_safe", "WEIGHTS_FILE", "SAFE_WEIGHTS_FILE",
+__all__ = ["Detection", "Detector", "configure_ultralytics", "use_threads", "save_safe", "load_safe", "load_yolo", "yolo_files", "WEIGHTS_FILE", "SAFE_WEIGHTS_FILE",
            "SAFE_LAYOUT_FILE"]
 
 WEIGHTS_FILE = "weights.pt"  # what training writes: ultralytics' own (pickled) checkpoint
@@ -88,16 +88,7 @@ class Detector:
     """YOLO weights plus their model card; ``detect`` takes and returns lists (batched)."""
 
     def __init__(self, weights: Path, vision: VisionSettings, card: dict[str, Any] | None = None, data_dir: Path = Path("data")) -> None:
-        configure_ultralytics(data_dir)
-        from ultralytics import YOLO
-
-        weights = Path(weights)
-        if weights.is_dir() and (weights / SAFE_WEIGHTS_FILE).is_file():
-            self.model = load_safe(weights)
-        elif weights.is_file():
-            self.model = YOLO(str(weights), task="detect")
-        else:
-            raise NotFoundError(f"{weights}: no such YOLO weights file")
+        self.model = load_yolo(weights, "detect", data_dir)
         use_threads(self.model, vision.threads)
         self.vision = vision
         self.card = card or {}
@@ -108,14 +99,7 @@ class Detector:
     @classmethod
     def from_ref(cls, ref: str, settings: Settings) -> Detector:
         """Load from a reference: a weights file, a model folder, ``models:/...``, ``s3://...``."""
-        path = resolve_model(ref, settings)
-        card: dict[str, Any] = {}
-        if path.is_dir():
-            if (path / CARD_FILE).is_file():
-                card = json.loads((path / CARD_FILE).read_text(encoding="utf-8"))
-            if not (path / SAFE_WEIGHTS_FILE).is_file():
-                path = path / WEIGHTS_FILE
-        return cls(path, settings.vision, card, settings.data_dir)
+        return cls(*yolo_files(ref, settings), settings.data_dir)
 
     def detect(self, images: Sequence[Image.Image]) -> list[list[Detection]]:
         """Objects in each image, best first; never an empty list for an image."""
@@ -137,6 +121,32 @@ class Detector:
                 dets.sort(key=lambda d: -d.score)
                 out.append(dets or [Detection((0.0, 0.0, float(img.width), float(img.height)), -1, "object", 0.0, fallback=True)])
         return out
+
+
+def yolo_files(ref: str, settings: Settings) -> tuple[Path, VisionSettings, dict[str, Any]]:
+    """Where a YOLO model's weights are (a checkpoint file, or a bundle-style folder), with the vision settings
+    and the model card, from any reference."""
+    path = resolve_model(ref, settings)
+    card: dict[str, Any] = {}
+    if path.is_dir():
+        if (path / CARD_FILE).is_file():
+            card = json.loads((path / CARD_FILE).read_text(encoding="utf-8"))
+        if not (path / SAFE_WEIGHTS_FILE).is_file():
+            path = path / WEIGHTS_FILE
+    return path, settings.vision, card
+
+
+def load_yolo(weights: Path, task: str, data_dir: Path) -> Any:
+    """A YOLO model of ``task`` from tensors + layout (a bundle's folder) or an ultralytics checkpoint file."""
+    configure_ultralytics(data_dir)
+    from ultralytics import YOLO
+
+    weights = Path(weights)
+    if weights.is_dir() and (weights / SAFE_WEIGHTS_FILE).is_file():
+        return load_safe(weights)
+    if weights.is_file():
+        return YOLO(str(weights), task=task)
+    raise NotFoundError(f"{weights}: no such YOLO weights file")
 
 
 def save_safe(weights: Path, folder: Path, half: bool = True) -> list[Path]:
