@@ -39,7 +39,7 @@ data/vectors/demo.parquet: $(DEMO_DIR)/manifest.json
 
 data/index/CURRENT: data/vectors/demo.parquet
 	$(VENV)/bin/visearch index build --vectors $< --catalog $(DEMO_DIR)/products.parquet
-	$(VENV)/bin/visearch calibrate --data $(DEMO_DIR) --quiet
+	$(VENV)/bin/visearch calibrate --data $(DEMO_DIR) --quiet --if-missing
 
 ## models: the default bundle again from scratch, with the full recipes (hours on 2 cores, minutes on a GPU):
 ## data sets, detector, backbone, head, crop classifier, then models/default.tar.gz and its cards (docs/models.md)

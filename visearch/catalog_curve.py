@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 from visearch.catalog import PRODUCTS_FILE, read_catalog
 from visearch.config import Settings
 from visearch.errors import DatasetError, InvalidArgumentError
+from visearch.pipeline_eval import ASKING
 
 __all__ = ["DEFAULT_SIZES", "DISTRACTOR_PREFIX", "catalog_curve", "parse_sizes", "figures", "queried_products",
            "plot_curve", "top10_leaves"]
@@ -44,7 +45,6 @@ DISTRACTOR_PREFIX = "dx-"  # distractor product ids (and model ids) get this, WB
 DISTRACTOR_DIR = "_distractors"  # where the distractor set appears inside the merged catalog folder
 SAMPLE_SEED = 20_011  # the draw of filler products, apart from every other stream
 FIGURES = ("n", "top1", "top10", "category_share@10")  # what the curve keeps of a pipeline summary
-ASKING = ("auto", "tapped")  # the object the service picked, every object a shopper could tap
 
 Say = Callable[[str], None]
 

@@ -31,5 +31,7 @@ def test_calibration_is_kept_with_the_embedder_version(tiny_models, tiny_synth, 
         name, version = result["embedder"].split("/")
         tags = ModelStore(Settings(data_dir=tiny_models / "data")).tags(name, version)
         assert float(tags["match_threshold"]) == result["threshold"]
+        again = cli(tiny_models, "calibrate", "--data", str(tiny_synth), "--if-missing", "--quiet")
+        assert again.returncode == 0 and "calibrated already" in again.stdout
     bad = cli(tiny_models, "calibrate", "--data", str(tiny_models), "--quiet")
     assert bad.returncode == 1 and "scenes.parquet" in bad.stderr

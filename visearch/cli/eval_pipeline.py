@@ -106,15 +106,24 @@ def calibrate_cmd(
     split: Annotated[str, typer.Option("--split", help="held-out split to calibrate on (not the one you report)")] = "val",
     target: Annotated[float, typer.Option("--target", min=0.5, max=1.0, help="precision the exact label must reach")] = 0.95,
     limit: Limit = None,
+    if_missing: Annotated[bool, typer.Option("--if-missing", help="do nothing when the embedder's version is calibrated already")] = False,
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
     """Calibrate when a result is taken for the very product photographed ("match": "exact"), and keep the
     threshold with the embedder's registered version."""
     from visearch.pipeline_eval import calibrate
+    from visearch.registry import pin_model
+    from visearch.stages import match_threshold_of
 
     _check(data)
     settings = get_settings()
+    if if_missing:
+        pinned = pin_model(settings.models.embedder, settings)
+        threshold = match_threshold_of(pinned, settings)
+        if threshold is not None:
+            Console(stderr=as_json).print(f"{pinned.label} is calibrated already (exact from {threshold}): keeping it")
+            return
     with stdout_to_stderr(as_json):
         result = calibrate(settings, data, split=split, target=target, limit=limit, progress=not quiet)
     if as_json:
