@@ -220,3 +220,38 @@ def test_default_bundle_is_imported_only_when_a_champion_is_missing(bundle, tmp_
     assert report is not None and "visearch-embedder@champion" in report.aliases_set
     assert ensure_default_models(settings) is None  # champions exist now: nothing to do
     assert ensure_default_models(Settings(data_dir=tmp_path / "other", models={"default_bundle": str(tmp_path / "none.tar.gz")})) is None
+
+
+def test_mostly_zero_matrices_travel_as_their_rows(tmp_path):
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from visearch.bundles import _pack_tensors, _unpack_tensors
+
+    table = torch.zeros(1000, 8)
+    table[[3, 17, 999]] = torch.randn(3, 8)  # a token table of which a text tower read three rows
+    dense = torch.randn(4, 8)
+    save_file({"text.token_embedding.weight": table, "proj": dense, "steps": torch.tensor([7])}, str(tmp_path / "a.safetensors"))
+    _pack_tensors(tmp_path / "a.safetensors", tmp_path / "b.safetensors")
+    with safe_open(str(tmp_path / "b.safetensors"), "pt") as f:
+        assert set(f.keys()) == {"text.token_embedding.weight::rows", "text.token_embedding.weight::values", "proj", "steps"}
+        assert f.get_tensor("proj").dtype == torch.float16 and f.get_tensor("steps").dtype == torch.int64
+    assert (tmp_path / "b.safetensors").stat().st_size < (tmp_path / "a.safetensors").stat().st_size / 10
+    _unpack_tensors(tmp_path / "b.safetensors", tmp_path / "c.safetensors")
+    back = load_file(str(tmp_path / "c.safetensors"))
+    assert torch.allclose(back["text.token_embedding.weight"].float(), table, atol=1e-2)
+    assert torch.allclose(back["proj"].float(), dense, atol=1e-2) and back["steps"].item() == 7
+
+
+def test_unread_tokens_are_zeroed_after_backbone_training():
+    import torch
+
+    from training.backbone import build_model, forget_unread_tokens
+    from visearch.embedding.archs import TEST_ARCH
+
+    model, _ = build_model(TEST_ARCH)
+    texts = torch.tensor([[49406, 320, 1929, 49407, 0, 0]])
+    assert forget_unread_tokens(model, texts) == model.text.token_embedding.weight.shape[0] - 5
+    rows = model.text.token_embedding.weight.abs().sum(dim=1) > 0
+    assert set(torch.nonzero(rows).flatten().tolist()) == {0, 320, 1929, 49406, 49407}
