@@ -55,10 +55,13 @@ class ModelStore:
         self.cache = (settings.data_dir / "models-cache").resolve()
 
     def experiment(self, name: str) -> str:
-        """Id of experiment ``name``, created with its artifacts under the data dir."""
+        """Id of experiment ``name``, created with its artifacts under the data dir (or, against a tracking
+        server, where the server keeps artifacts)."""
         found = self.client.get_experiment_by_name(name)
         if found is not None:
             return found.experiment_id
+        if self.uri.startswith(("http://", "https://")):  # a tracking server keeps artifacts where it was told to
+            return self.client.create_experiment(name)
         self.artifact_root.mkdir(parents=True, exist_ok=True)
         return self.client.create_experiment(name, artifact_location=(self.artifact_root / name).as_uri())
 
