@@ -100,6 +100,9 @@ def test_serve_the_project_store_over_http(tmp_path):
         run_id = client.create_run(exp).info.run_id
         client.log_text(run_id, "hello", "note.txt")
         assert [p.read_text() for p in (data / "mlartifacts").rglob("note.txt")] == ["hello"]
+        # a visearch job pointed at the server: its new experiment's artifacts go where the server keeps them
+        remote = ModelStore(settings.model_copy(update={"models": settings.models.model_copy(update={"mlflow_tracking_uri": url})}))
+        assert client.get_experiment(remote.experiment("ranker")).artifact_location.startswith("mlflow-artifacts:")
 
         out.seek(0)
         assert f"MLflow UI and tracking API: {url}" in out.read()
