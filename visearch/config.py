@@ -70,8 +70,9 @@ class VisionSettings(BaseModel):
     detector_conf: float = Field(0.25, gt=0, lt=1, description="lowest score a detection keeps")
     detector_iou: float = Field(0.6, gt=0, lt=1, description="NMS overlap threshold")
     detector_batch: int = Field(16, ge=1)
-    classifier_detector_weight: float = Field(0.5, ge=0, description=(
-        "weight of the detector's opinion on an object's category against the crop classifier's probabilities"))
+    classifier_detector_weight: float | None = Field(None, ge=0, description=(
+        "weight of the detector's opinion on an object's category against the crop classifier's probabilities; "
+        "unset: the weight calibrated with the classifier's version (visearch calibrate), else 0.5"))
     classify_max_objects: int = Field(8, ge=1, description="objects per photo whose category the classifier checks")
     device: str = Field("cpu", description="torch device for the detector: cpu, cuda, cuda:1")
     threads: int | None = Field(None, ge=1, description="torch CPU threads for YOLO training and inference; default every core "

@@ -72,3 +72,27 @@ def test_trained_classifier_loads_by_reference_and_through_a_bundle(trained, tin
     import_bundle(Path(bundle["path"]), target)
     again = CategoryClassifier.from_ref("models:/visearch-classifier@champion", target)
     assert again.names == clf.names and np.allclose(again.probs(photo, boxes), p, atol=5e-3)  # fp16 weights
+
+
+def test_the_weight_that_names_categories_best_is_chosen():
+    from visearch.vision.evaluate import CategoryVote, choose_weight
+
+    sure, unsure = np.array([0.1, 0.8, 0.1]), np.array([0.4, 0.35, 0.25])
+    votes = [CategoryVote("mug", 0.9, sure, "mug", "shopper")] * 4  # both right
+    votes += [CategoryVote("sneaker", 0.9, unsure, "sneaker", "screenshot")] * 3  # only the sure detector is right
+    votes += [CategoryVote("boot", 0.3, sure, "mug", "shopper")] * 2  # only the classifier is right
+    r = choose_weight(votes, NAMES)
+    assert r["classifier_alone"] == pytest.approx(6 / 9, abs=1e-3) and r["detector_alone"] == pytest.approx(7 / 9, abs=1e-3)
+    assert r["accuracy"] == 1.0 and 0 < r["weight"] < 1e6 and r["accuracy_by_kind"] == {"screenshot": 1.0, "shopper": 1.0}
+
+
+def test_fusion_calibration_without_detections_keeps_the_weight(tiny_models, tiny_synth):
+    from visearch.registry import ModelStore, pin_model
+    from visearch.vision.evaluate import calibrate_fusion
+
+    settings = Settings(data_dir=tiny_models / "data")
+    r = calibrate_fusion(tiny_synth, settings, split="val", progress=False)
+    # the tiny detector finds no held-out object: nothing to weigh, no tag written
+    assert r["objects"] == 0 and r["weight"] is None and "saved" not in r
+    pinned = pin_model("models:/visearch-classifier@champion", settings)
+    assert "detector_weight" not in ModelStore(settings).tags(pinned.name, pinned.version)

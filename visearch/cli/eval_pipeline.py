@@ -110,23 +110,36 @@ def calibrate_cmd(
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
-    """Calibrate when a result is taken for the very product photographed ("match": "exact"), and keep the
-    threshold with the embedder's registered version."""
+    """Calibrate the configured models on held-out photos and keep the results with their registered versions:
+    when a result is taken for the very product photographed ("match": "exact", on the embedder) and how
+    much the detector's category counts against the crop classifier's (on the classifier)."""
     from visearch.pipeline_eval import calibrate
-    from visearch.registry import pin_model
+    from visearch.registry import ModelStore, pin_model
     from visearch.stages import match_threshold_of
+    from visearch.vision.classifier import FUSION_TAG, classifier_ref
+    from visearch.vision.evaluate import calibrate_fusion
 
     _check(data)
     settings = get_settings()
-    if if_missing:
-        pinned = pin_model(settings.models.embedder, settings)
-        threshold = match_threshold_of(pinned, settings)
-        if threshold is not None:
-            Console(stderr=as_json).print(f"{pinned.label} is calibrated already (exact from {threshold}): keeping it")
-            return
+    classifier = classifier_ref(settings)
+    say = Console(stderr=as_json)
+    result: dict[str, Any] = {}
+    pinned = pin_model(settings.models.embedder, settings)
+    threshold = match_threshold_of(pinned, settings)
     with stdout_to_stderr(as_json):
-        result = calibrate(settings, data, split=split, target=target, limit=limit, progress=not quiet)
+        if if_missing and threshold is not None:
+            say.print(f"{pinned.label} is calibrated already (exact from {threshold}): keeping it")
+        else:
+            result = calibrate(settings, data, split=split, target=target, limit=limit, progress=not quiet)
+        if classifier is not None:
+            pinned_cls = pin_model(classifier, settings)
+            kept = ModelStore(settings).tags(pinned_cls.name, pinned_cls.version).get(FUSION_TAG) if pinned_cls.ref.startswith("models:/") else None
+            if if_missing and kept is not None:
+                say.print(f"{pinned_cls.label} is calibrated already (detector weight {kept}): keeping it")
+            else:
+                result["categories"] = calibrate_fusion(data, settings, split=split, limit=limit, progress=not quiet)
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
         return
-    Console().print_json(json.dumps(result, ensure_ascii=False))
+    if result:
+        Console().print_json(json.dumps(result, ensure_ascii=False))

@@ -20,9 +20,11 @@ from visearch.config import Settings, VisionSettings
 from visearch.errors import NotFoundError
 from visearch.vision.detector import Detection, load_yolo, use_threads, yolo_files
 
-__all__ = ["CategoryClassifier", "square_crop", "refine", "classifier_ref", "PAD_RGB"]
+__all__ = ["CategoryClassifier", "square_crop", "refine", "classifier_ref", "PAD_RGB", "FUSION_TAG"]
 
 PAD_RGB = (114, 114, 114)  # ultralytics' letterbox grey
+FUSION_TAG = "detector_weight"  # calibrated with the classifier's registered version (visearch calibrate)
+DEFAULT_DETECTOR_WEIGHT = 0.5
 
 
 def square_crop(image: Image.Image, box: Sequence[float], size: int) -> Image.Image:
@@ -47,11 +49,22 @@ class CategoryClassifier:
         self.vision, self.card = vision, card or {}
         self.names: list[str] = [self.model.names[i] for i in range(len(self.model.names))]
         self.imgsz = int(self.card.get("imgsz") or 96)
+        self.detector_weight = vision.classifier_detector_weight if vision.classifier_detector_weight is not None \
+            else DEFAULT_DETECTOR_WEIGHT
 
     @classmethod
     def from_ref(cls, ref: str, settings: Settings) -> CategoryClassifier:
-        """Load from a reference: a weights file, a model folder, ``models:/...``, ``s3://...``."""
-        return cls(*yolo_files(ref, settings), settings.data_dir)
+        """Load from a reference: a weights file, a model folder, ``models:/...``, ``s3://...``; a registered
+        version brings the detector weight calibrated with it (unless the settings fix one)."""
+        classifier = cls(*yolo_files(ref, settings), settings.data_dir)
+        if settings.vision.classifier_detector_weight is None and ref.startswith("models:"):
+            from visearch.registry import ModelStore, pin_model
+
+            pinned = pin_model(ref, settings)
+            tag = ModelStore(settings).tags(pinned.name, pinned.version).get(FUSION_TAG)
+            if tag is not None:
+                classifier.detector_weight = float(tag)
+        return classifier
 
     def probs(self, image: Image.Image, boxes: Sequence[Sequence[float]]) -> np.ndarray:
         """Category probabilities of each box of ``image``, columns in :attr:`names` order."""
@@ -67,7 +80,7 @@ class CategoryClassifier:
         v = self.vision
         probs = self.probs(image, [d.box for d in detections[: v.classify_max_objects]])
         ids = {name: i for i, name in detector_names.items()}
-        return refine(detections, probs, self.names, v.classifier_detector_weight, ids)
+        return refine(detections, probs, self.names, self.detector_weight, ids)
 
 
 def classifier_ref(settings: Settings) -> str | None:

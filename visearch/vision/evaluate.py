@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image
 
-from visearch.catalog import article_index
+from visearch.catalog import article_index, read_catalog
 from visearch.config import Settings
 from visearch.errors import DatasetError, InvalidArgumentError
 from visearch.progress import track
@@ -23,7 +25,8 @@ from visearch.synth.preview import draw_boxes
 from visearch.vision.detector import Detector
 from visearch.vision.ocr import ArticleReader
 
-__all__ = ["eval_detector", "eval_ocr", "write_report", "iou"]
+__all__ = ["eval_detector", "eval_ocr", "write_report", "iou", "category_votes", "fusion_accuracy", "calibrate_fusion",
+]
 
 Box = tuple[float, float, float, float]
 SHEET_PHOTOS = 8
@@ -162,3 +165,97 @@ def eval_ocr(
         "ms_per_photo": round(1000 * seconds / max(1, len(items)), 1),
     }
     return report, _sheet(tiles, f"PP-OCR ({report['engine']}) on WB-Synth {split}: recall {report['recall']}, precision {report['precision']}")
+
+
+
+FUSION_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 1e6)  # 1e6: the detector decides wherever it named a category
+
+
+@dataclass(frozen=True)
+class CategoryVote:
+    """One held-out object a detection found: both models' opinions and the truth."""
+
+    detector: str
+    detector_score: float
+    probs: np.ndarray
+    truth: str
+    kind: str
+
+
+def category_votes(data: Path, settings: Settings, split: str = "val", limit: int | None = None,
+                   progress: bool = True) -> tuple[list[CategoryVote], list[str]]:
+    """Both opinions on every true object of ``split``'s photos that a detection found (IoU >= 0.3), and
+    the classifier's category names (the columns of ``probs``)."""
+    from visearch.vision.classifier import CategoryClassifier, classifier_ref
+
+    ref = classifier_ref(settings)
+    if ref is None:
+        raise InvalidArgumentError("no crop classifier to calibrate: VISEARCH_MODELS__CLASSIFIER names none registered")
+    detector = Detector.from_ref(settings.models.detector, settings)
+    classifier = CategoryClassifier.from_ref(ref, settings)
+    scenes, by_scene = _split_rows(data, split)
+    catalog = read_catalog(data, columns=["product_id", "category"]).to_pydict()
+    category_of = dict(zip(catalog["product_id"], catalog["category"], strict=True))
+    kinds = scenes.get("kind") or ["shopper"] * len(scenes["split"])
+    names = sorted(by_scene)[:limit] if limit else sorted(by_scene)
+    out = []
+    for scene in track(names, len(names), "categories of held-out objects", enabled=progress):
+        rows = by_scene[scene]
+        image = Image.open(data / scenes["image"][rows[0]]).convert("RGB")
+        dets = [d for d in detector.detect([image])[0] if not d.fallback][: settings.vision.classify_max_objects]
+        if not dets:
+            continue
+        probs = classifier.probs(image, [d.box for d in dets])
+        for r in rows:
+            truth = (float(scenes["x1"][r]), float(scenes["y1"][r]), float(scenes["x2"][r]), float(scenes["y2"][r]))
+            overlaps = [iou(d.box, truth) for d in dets]
+            best = int(np.argmax(overlaps))
+            if overlaps[best] >= 0.3:
+                out.append(CategoryVote(dets[best].category, dets[best].score, probs[best],
+                                        str(category_of.get(scenes["product_id"][r])), str(kinds[r] or "shopper")))
+    return out, classifier.names
+
+
+def fusion_accuracy(votes: list[CategoryVote], names: list[str], weight: float) -> float:
+    """Share of objects whose fused category (:func:`~visearch.vision.classifier.refine`) is the true one."""
+    from visearch.vision.classifier import refine
+    from visearch.vision.detector import Detection
+
+    if not votes:
+        return 0.0
+    right = 0
+    for v in votes:
+        (d,) = refine([Detection((0.0, 0.0, 1.0, 1.0), -1, v.detector, v.detector_score)], v.probs[None, :], names, weight)
+        right += d.category == v.truth
+    return right / len(votes)
+
+
+def choose_weight(votes: list[CategoryVote], names: list[str]) -> dict[str, Any]:
+    """The weight of :data:`FUSION_WEIGHTS` naming categories rightly most often (ties: nearest 0.5), with what
+    each opinion manages alone."""
+    accuracy = {str(w): round(fusion_accuracy(votes, names, w), 4) for w in FUSION_WEIGHTS}
+    best = max(FUSION_WEIGHTS, key=lambda w: (accuracy[str(w)], -abs(w - 0.5)))
+    by_kind = {k: round(fusion_accuracy([v for v in votes if v.kind == k], names, best), 4) for k in sorted({v.kind for v in votes})}
+    return {"objects": len(votes), "detector_alone": round(sum(v.detector == v.truth for v in votes) / len(votes), 4),
+            "classifier_alone": accuracy["0.0"], "accuracy_by_weight": accuracy, "weight": best,
+            "accuracy": accuracy[str(best)], "accuracy_by_kind": by_kind}
+
+
+def calibrate_fusion(data: Path, settings: Settings, split: str = "val", limit: int | None = None,
+                     progress: bool = True, save: bool = True) -> dict[str, Any]:
+    """The detector weight that names categories rightly most often on ``split``, kept with the classifier's version."""
+    from visearch.registry import ModelStore, pin_model
+    from visearch.vision.classifier import FUSION_TAG, classifier_ref
+
+    votes, names = category_votes(data, settings, split, limit, progress)
+    if not votes:  # a detector that finds nothing leaves nothing to weigh: the weight stays as it was
+        return {"objects": 0, "weight": None, "note": f"no object of the {split} split was detected", "data": str(data),
+                "split": split}
+    result = {**choose_weight(votes, names), "data": str(data), "split": split}
+    pinned = pin_model(classifier_ref(settings) or "", settings)
+    result["classifier"] = pinned.label
+    if save and pinned.ref.startswith("models:/"):
+        ModelStore(settings).set_tags(pinned.name, pinned.version, {FUSION_TAG: str(result["weight"]),
+                                                                     "fusion_calibration": json.dumps(result)})
+        result["saved"] = f"models:/{pinned.label} tag {FUSION_TAG}"
+    return result
