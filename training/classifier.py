@@ -56,10 +56,6 @@ RECIPES: dict[str, ClassifierRecipe] = {
 }
 
 
-def _category(dataset: Dataset, item: ImageItem) -> str:
-    return str(dataset.product(item.product)["category"])
-
-
 def write_crops(dataset: Dataset, out: Path, rec: ClassifierRecipe, jitter: float, seed: int, progress: bool = True) -> Path:
     """An ImageFolder (``train/<category>/*.jpg``, ``val/...``) of padded object crops; reused when it exists."""
     key = hashlib.sha256(f"{dataset.fingerprint}|{rec.imgsz}|{rec.crops_per_object}|{rec.gallery}|{jitter}|{seed}".encode())
@@ -74,13 +70,14 @@ def write_crops(dataset: Dataset, out: Path, rec: ClassifierRecipe, jitter: floa
     plan += [("val", i) for i in dataset.shopper_items(val_split, 1, jitter, _EVAL_SEED)]
     if not any(s == "train" for s, _ in plan) or not any(s == "val" for s, _ in plan):
         raise DatasetError(f"{dataset.root}: needs shopper photos in train and {val_split} to train a classifier")
+    category = dict(zip(dataset.products["product_id"], map(str, dataset.products["category"]), strict=True))
     last: tuple[str, object] | None = None
     for n, (split, item) in track(list(enumerate(plan)), len(plan), "classifier crops", enabled=progress):
         if last is None or last[0] != item.path:
             last = (item.path, load_image(dataset.root / item.path))
         image = last[1]
         crop = square_crop(image, item.box or (0, 0, image.width, image.height), rec.imgsz)
-        target = root / split / _category(dataset, item) / f"{n:07d}.jpg"
+        target = root / split / category[item.product] / f"{n:07d}.jpg"
         target.parent.mkdir(parents=True, exist_ok=True)
         crop.save(target, quality=92)
     (root / "done").write_text("ok", encoding="utf-8")

@@ -171,8 +171,8 @@ def train_head(data: Path, settings: Settings, recipe: str = "quick", backbone: 
     pair_obj = np.array(obj_index)[kept]
     pair_label = np.array([label_of[objects[n].product] for n in kept])
     gal_of = [np.array(gallery_rows[p]) for p in products]
-    category_of = [dataset.product(products[lab]).get("category_id", -1) for lab in pair_label]
-    by_category = [np.flatnonzero(np.array(category_of) == c) for c in sorted(set(category_of))]
+    category_of = np.array([dataset.product(p).get("category_id", -1) for p in products])[pair_label]  # one lookup per product
+    by_category = [np.flatnonzero(category_of == c) for c in np.unique(category_of)]
     g_tok, s_tok = _in_memory(g.tokens), _in_memory(s.tokens)
 
     # two heads, same initial weights, same batches

@@ -24,7 +24,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -184,10 +184,12 @@ def _pin(store: ModelStore, ref: str) -> tuple[str, str]:
 
 
 def export_bundle(refs: Sequence[str], out: Path, settings: Settings, label: str = "", note: str = "",
-                  with_dependencies: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Write the versions ``refs`` name (and those their cards refer to) into one bundle at ``out``.
+                  with_dependencies: bool = True, cards: Path | None = None,
+                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Write the versions ``refs`` name (and those their cards refer to) into one bundle at ``out``, and their
+    model cards as Markdown at ``cards`` when given.
 
-    Returns what was written: path, SHA-256 of the archive, bytes, models.
+    Returns what was written: path, SHA-256 of the archive, bytes, models (and the cards' path).
 
     Raises:
         InvalidArgumentError: a reference that is not a registered model, two versions of one model, a file that
@@ -201,7 +203,7 @@ def export_bundle(refs: Sequence[str], out: Path, settings: Settings, label: str
     wanted = [_pin(store, r) for r in refs]
     if not wanted:
         raise InvalidArgumentError("name at least one model, e.g. models:/visearch-detector@champion")
-    queue, chosen = list(wanted), {}
+    queue, chosen, folders = list(wanted), {}, {}
     while queue:
         name, version = queue.pop(0)
         if name in chosen:
@@ -210,9 +212,9 @@ def export_bundle(refs: Sequence[str], out: Path, settings: Settings, label: str
                                            "version of each model")
             continue
         chosen[name] = version
-        if with_dependencies:
-            folder = store.download(parse_ref(f"models:/{name}/{version}"))
-            card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8")) if (folder / CARD_FILE).is_file() else {}
+        folders[name] = folder = store.download(parse_ref(f"models:/{name}/{version}"))
+        if with_dependencies and (folder / CARD_FILE).is_file():
+            card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
             queue += sorted(_references(card) - {(name, version)})
     with tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
         root = Path(tmp)
@@ -220,9 +222,8 @@ def export_bundle(refs: Sequence[str], out: Path, settings: Settings, label: str
         for name, version in chosen.items():
             if log:
                 log(f"packing {name}/{version}")
-            src = store.download(parse_ref(f"models:/{name}/{version}"))
             stage = root / "models" / name
-            _bundle_files(src, stage)
+            _bundle_files(folders[name], stage)
             card = json.loads((stage / CARD_FILE).read_text(encoding="utf-8")) if (stage / CARD_FILE).is_file() else {}
             mv = store.client.get_model_version(name, version)
             rm = store.client.get_registered_model(name)
@@ -246,9 +247,13 @@ def export_bundle(refs: Sequence[str], out: Path, settings: Settings, label: str
                 with path.open("rb") as f:
                     tar.addfile(info, f)
         partial.replace(out)
-    return {"path": str(out), "sha256": sha256_file(out), "bytes": out.stat().st_size,
-            "models": [{"name": m.name, "version": m.source_version, "aliases": m.aliases,
-                        "bytes": sum(f.bytes for f in m.files)} for m in models]}
+    report: dict[str, Any] = {"path": str(out), "sha256": sha256_file(out), "bytes": out.stat().st_size,
+                              "models": [{"name": m.name, "version": m.source_version, "aliases": m.aliases,
+                                          "bytes": sum(f.bytes for f in m.files)} for m in models]}
+    if cards is not None:
+        cards.write_text(describe(manifest), encoding="utf-8")
+        report["cards"] = str(cards)
+    return report
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -343,8 +348,7 @@ class ImportReport:
     sha256: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"registered": self.registered, "reused": self.reused, "aliases_set": self.aliases_set,
-                "aliases_kept": self.aliases_kept, "sha256": self.sha256}
+        return asdict(self)
 
 
 def _order(models: list[BundleModel]) -> list[BundleModel]:
@@ -505,15 +509,8 @@ def ensure_default_models(settings: Settings, log: Callable[[str], None] | None 
     if bundle is None or not Path(bundle).is_file():
         return None
     store = ModelStore(settings)
-    missing = []
-    for ref in (settings.models.detector, settings.models.embedder):
-        parsed = parse_ref(ref) if ref.startswith("models:") else None
-        if parsed is None:
-            continue
-        try:
-            store.version_of(parsed)
-        except NotFoundError:
-            missing.append(ref)
+    missing = [ref for ref in (settings.models.detector, settings.models.embedder)
+               if ref.startswith("models:") and not store.has(parse_ref(ref))]
     if not missing:
         return None
     if log:

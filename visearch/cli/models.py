@@ -103,19 +103,14 @@ def export(
     as_json: AsJson = False,
 ) -> None:
     """Write registered versions (and the ones their cards name) into one checked bundle, weights in fp16 safetensors."""
-    from visearch.bundles import describe, export_bundle, read_bundle
+    from visearch.bundles import export_bundle
 
     settings = get_settings()
     err = Console(stderr=True)
+    md = out.with_name(out.name.split(".")[0] + ".md") if cards else None
     with stdout_to_stderr(as_json):  # ultralytics prints while the detector is converted
-        report = export_bundle(refs, out, settings, label=label, note=note, log=None if as_json else (lambda m: err.print(f"[dim]{m}[/dim]")))
-    if cards:
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            md = out.with_name(out.name.split(".")[0] + ".md")
-            md.write_text(describe(read_bundle(out, Path(tmp))), encoding="utf-8")
-            report["cards"] = str(md)
+        report = export_bundle(refs, out, settings, label=label, note=note, cards=md,
+                               log=None if as_json else (lambda m: err.print(f"[dim]{m}[/dim]")))
     if as_json:
         print(json.dumps(report))
         return

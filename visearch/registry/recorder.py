@@ -9,6 +9,7 @@ held-out split, ``time/...`` for durations.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,8 +60,6 @@ class ModelRecorder:
         self._log(flat_metrics(tree, prefix))
 
     def _log(self, metrics: dict[str, float], step: int | None = None) -> None:
-        import time
-
         from mlflow.entities import Metric
 
         if not metrics:

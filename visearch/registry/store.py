@@ -110,6 +110,14 @@ class ModelStore:
             raise NotFoundError(f"{ref}: no such registered model version in {self.uri} ({type(e).__name__}); "
                                 f"train one (visearch train ...) or check the name and alias") from None
 
+    def has(self, ref: ModelRef) -> bool:
+        """Whether the registry has the version a ``models:/`` reference stands for (an alias may not exist yet)."""
+        try:
+            self.version_of(ref)
+        except NotFoundError:
+            return False
+        return True
+
     def tags(self, name: str, version: str) -> dict[str, str]:
         """The tags of one registered version (calibration results live here)."""
         try:

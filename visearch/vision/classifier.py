@@ -17,7 +17,6 @@ import numpy as np
 from PIL import Image
 
 from visearch.config import Settings, VisionSettings
-from visearch.errors import NotFoundError
 from visearch.vision.detector import Detection, load_yolo, use_threads, yolo_files
 
 __all__ = ["CategoryClassifier", "square_crop", "refine", "classifier_ref", "PAD_RGB", "FUSION_TAG"]
@@ -92,9 +91,7 @@ def classifier_ref(settings: Settings) -> str | None:
     if ref.startswith("models:"):
         from visearch.registry import ModelStore, parse_ref
 
-        try:
-            ModelStore(settings).version_of(parse_ref(ref))
-        except NotFoundError:
+        if not ModelStore(settings).has(parse_ref(ref)):
             return None
     return ref
 

@@ -154,7 +154,6 @@ def save_safe(weights: Path, folder: Path, half: bool = True) -> list[Path]:
 
     The checkpoint is ultralytics' pickle, so this reads only files this machine trained or trusts.
     """
-    import torch
     from safetensors.torch import save_file
     from ultralytics import YOLO
 
@@ -162,7 +161,7 @@ def save_safe(weights: Path, folder: Path, half: bool = True) -> list[Path]:
     net = yolo.model
     state = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in net.state_dict().items()}
     folder.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(folder / SAFE_WEIGHTS_FILE), metadata={"format": "ultralytics-state-dict", "dtype": str(torch.float16 if half else "as trained")})
+    save_file(state, str(folder / SAFE_WEIGHTS_FILE), metadata={"format": "ultralytics-state-dict", "dtype": "float16" if half else "as trained"})
     layout = {"task": yolo.task, "yaml": {k: v for k, v in net.yaml.items() if k != "yaml_file"},
               "names": {int(k): str(v) for k, v in net.names.items()}}
     (folder / SAFE_LAYOUT_FILE).write_text(json.dumps(layout, indent=1, ensure_ascii=False), encoding="utf-8")
