@@ -78,3 +78,36 @@ def test_store_keeps_versions_and_what_serves(tmp_path):
     (tmp_path / "head-size" / "v000004.json").write_text("{not json")
     with pytest.raises(DatasetError, match="not a valid experiment"):
         store.get("head-size")
+
+
+def test_raising_a_weight_moves_only_users_of_the_arms_that_shrink(tmp_path):
+    store = ExperimentStore(tmp_path)
+    users = [f"user-{i}" for i in range(5000)]
+    v1 = store.put(exp(a=50, b=30, c=20))
+    v2 = store.put(exp(a=40, b=30, c=30))  # c takes 10 from a; b is untouched
+    before, after = ({u: assign(v, u).name for u in users} for v in (v1, v2))
+    moved = Counter((before[u], after[u]) for u in users if before[u] != after[u])
+    assert set(moved) == {("a", "c")}, f"only users of the shrinking arm move, got {dict(moved)}"
+    assert all(after[u] == "b" for u in users if before[u] == "b")
+    assert all(after[u] == "c" for u in users if before[u] == "c")
+    assert abs(Counter(after.values())["c"] / len(users) - 0.30) < 0.03
+    assert Counter(v2.allocation) == {"a": 40, "b": 30, "c": 30}
+
+
+def test_a_new_arm_and_a_removed_arm_reallocate_minimally(tmp_path):
+    store = ExperimentStore(tmp_path)
+    store.put(exp(a=50, b=50))
+    v2 = store.put(exp(a=50, b=30, c=20))
+    v3 = store.put(exp(a=50, c=50))  # b goes away: its buckets go to c, a keeps all of its own
+    assert [i for i, o in enumerate(v2.allocation) if o == "a"] == [i for i, o in enumerate(v3.allocation) if o == "a"]
+    assert all(o3 == "c" for o2, o3 in zip(v2.allocation, v3.allocation, strict=True) if o2 in ("b", "c"))
+    stored = store.get("head-size")
+    assert stored.allocation == v3.allocation, "the allocation is part of the stored version"
+
+
+def test_an_allocation_must_match_the_weights():
+    with pytest.raises(ValueError, match="allocation"):
+        Experiment(name="x", variants=[Variant(name="a", weight=60), Variant(name="b", weight=40)], allocation=["a"] * 100)
+    e = Experiment(name="x", variants=[Variant(name="a", weight=60), Variant(name="b", weight=40)],
+                   allocation=["b"] * 40 + ["a"] * 60)
+    assert Counter(assign(e, f"u{i}").name for i in range(5000))["b"] > 1600

@@ -2,9 +2,13 @@
 
 An experiment splits users between *variants* by integer weights summing to 100. A
 variant names the embedder it searches with (a model reference, usually a registry
-alias) and the online vector size (128 or 256) stage 1 of the index uses. A user is
-assigned by a salted hash of their id, so they stay in one arm for the experiment's
-life and assignments of different experiments are independent (different salts).
+alias) and the online vector size (128 or 256) stage 1 of the index uses. A user falls
+into one of 100 buckets by a salted hash of their id (different salts keep experiments
+independent), and the experiment's *allocation* says which variant owns each bucket.
+
+Changing the weights reallocates as few buckets as it can (:func:`reallocate`): a bucket
+moves only out of an arm that shrinks (or is removed), so the users of every other arm
+stay where they were. The users who did move are seen in two arms; reports leave them out.
 
 Assignment is a pure function (:func:`assign`), tested without any server. The store
 keeps every version of an experiment as its own JSON file; a running service reloads
@@ -23,6 +27,7 @@ import json
 import os
 import re
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
@@ -30,7 +35,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from visearch.errors import DatasetError, InvalidArgumentError, NotFoundError
 
-__all__ = ["Variant", "Experiment", "assign", "bucket", "ExperimentStore", "default_experiment", "BUCKETS"]
+__all__ = ["Variant", "Experiment", "assign", "bucket", "reallocate", "ExperimentStore", "default_experiment", "BUCKETS"]
 
 BUCKETS = 100  # weights are integer percentages
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -64,6 +69,7 @@ class Experiment(BaseModel):
     variants: list[Variant] = Field(min_length=1)
     salt: str = ""
     active: bool = True
+    allocation: list[str] | None = None  # bucket -> variant name; left out: contiguous, in the variants' order
     version: int = 0  # set by the store
 
     @field_validator("name")
@@ -81,7 +87,17 @@ class Experiment(BaseModel):
             raise ValueError(f"variant weights must sum to {BUCKETS}, got {total} ({', '.join(f'{v.name}={v.weight}' for v in self.variants)})")
         if not self.salt:
             self.salt = self.name
+        if self.allocation is not None:
+            owned = Counter(self.allocation)
+            wanted = {v.name: v.weight for v in self.variants if v.weight}
+            if len(self.allocation) != BUCKETS or dict(owned) != wanted:
+                raise ValueError(f"allocation must give each variant as many of the {BUCKETS} buckets as its weight;"
+                                 f" it gives {dict(owned)} for weights {wanted}")
         return self
+
+    def owners(self) -> list[str]:
+        """Which variant owns each bucket (contiguous in the variants' order when no allocation is set)."""
+        return self.allocation if self.allocation is not None else reallocate(None, self.variants)
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
@@ -96,17 +112,33 @@ def bucket(salt: str, user_id: str) -> int:
     return int.from_bytes(digest[:8], "big") % BUCKETS
 
 
+def reallocate(previous: list[str] | None, variants: list[Variant]) -> list[str]:
+    """Buckets for ``variants``' weights, moving as few of ``previous``'s as the new weights allow.
+
+    Each variant keeps its lowest buckets up to its new weight; the buckets of arms that
+    shrank or went away are handed, lowest first, to the arms that grew, in the variants'
+    order. Without a previous allocation the buckets go out contiguously in that order.
+    """
+    weights = {v.name: v.weight for v in variants}
+    owner: list[str | None] = list(previous) if previous is not None else [None] * BUCKETS
+    kept: Counter[str] = Counter()
+    for b, name in enumerate(owner):
+        if name in weights and kept[name] < weights[name]:
+            kept[name] += 1
+        else:
+            owner[b] = None
+    free = iter(b for b, name in enumerate(owner) if name is None)
+    for v in variants:
+        for _ in range(v.weight - kept[v.name]):
+            owner[next(free)] = v.name
+    return [name for name in owner if name is not None]
+
+
 def assign(experiment: Experiment, user_id: str) -> Variant:
-    """The variant ``user_id`` belongs to: buckets are handed out to variants in their order."""
+    """The variant that owns ``user_id``'s bucket in the experiment's allocation."""
     if not user_id:
         raise InvalidArgumentError("a user id is needed to assign a variant")
-    b = bucket(experiment.salt, user_id)
-    edge = 0
-    for v in experiment.variants:
-        edge += v.weight
-        if b < edge:
-            return v
-    raise AssertionError("weights sum to 100, so every bucket has a variant")  # pragma: no cover
+    return experiment.variant(experiment.owners()[bucket(experiment.salt, user_id)])
 
 
 def default_experiment(embedder: str, online_dim: int) -> Experiment:
@@ -146,9 +178,17 @@ class ExperimentStore:
         return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _VERSION_FILE.match(p.name)))
 
     def put(self, experiment: Experiment) -> Experiment:
-        """Store ``experiment`` as its next version and return it with the version set."""
-        number = (self.versions(experiment.name) or [0])[-1] + 1
-        stored = experiment.model_copy(update={"version": number})
+        """Store ``experiment`` as its next version and return it with the version set.
+
+        Unless it was given an allocation of its own, it inherits the previous version's,
+        changed only as far as the new weights need (:func:`reallocate`).
+        """
+        versions = self.versions(experiment.name)
+        number = (versions or [0])[-1] + 1
+        allocation = experiment.allocation
+        if allocation is None:
+            allocation = reallocate(self.get(experiment.name).owners() if versions else None, experiment.variants)
+        stored = Experiment.model_validate({**experiment.model_dump(), "version": number, "allocation": allocation})
         self._write_atomic(self.root / experiment.name / f"v{number:06d}.json", stored.model_dump_json(indent=2))
         return stored
 
