@@ -33,13 +33,24 @@ def _finish(report: dict, sheet, path: Path, as_json: bool) -> None:
 
 
 @eval_app.command("detector")
-def eval_detector_cmd(data: Data, model: Model = None, split: Split = "test", report: Report = None, as_json: AsJson = False) -> None:
+def eval_detector_cmd(
+    data: Data,
+    model: Model = None,
+    split: Split = "test",
+    classifier: Annotated[str | None, typer.Option(
+        "--classifier", help="crop classifier fused in for mAP50 by category as search names categories "
+        "(default: the configured one when registered; 'off': none)")] = None,
+    report: Report = None,
+    as_json: AsJson = False,
+) -> None:
     """Box mAP (boxes alone and by category), precision and recall, with a sheet of predictions."""
+    from visearch.vision.classifier import classifier_ref
     from visearch.vision.evaluate import eval_detector
 
     settings = get_settings()
+    fused = None if classifier == "off" else classifier or classifier_ref(settings)
     with stdout_to_stderr(as_json):
-        result, sheet = eval_detector(data, settings, ref=model, split=split)
+        result, sheet = eval_detector(data, settings, ref=model, split=split, classifier=fused)
     _finish(result, sheet, report or settings.data_dir / "reports" / "eval-detector.json", as_json)
 
 

@@ -73,11 +73,12 @@ class CategoryClassifier:
         results = self.model.predict(crops, imgsz=self.imgsz, device=self.vision.device, verbose=False)
         return np.stack([r.probs.data.float().cpu().numpy() for r in results]).astype(np.float32)
 
-    def decide(self, image: Image.Image, detections: list[Detection], detector_names: dict[int, str]) -> list[Detection]:
+    def decide(self, image: Image.Image, detections: list[Detection], detector_names: dict[int, str],
+               max_objects: int | None = None) -> list[Detection]:
         """``detections`` with each category decided by both opinions (the best-scored objects only, up to
-        ``vision.classify_max_objects``), class ids in the detector's numbering."""
-        v = self.vision
-        probs = self.probs(image, [d.box for d in detections[: v.classify_max_objects]])
+        ``max_objects``, by default ``vision.classify_max_objects``), class ids in the detector's numbering."""
+        limit = self.vision.classify_max_objects if max_objects is None else max_objects
+        probs = self.probs(image, [d.box for d in detections[:limit]])
         ids = {name: i for i, name in detector_names.items()}
         return refine(detections, probs, self.names, self.detector_weight, ids)
 

@@ -101,15 +101,16 @@ class Detector:
         """Load from a reference: a weights file, a model folder, ``models:/...``, ``s3://...``."""
         return cls(*yolo_files(ref, settings), settings.data_dir)
 
-    def detect(self, images: Sequence[Image.Image]) -> list[list[Detection]]:
-        """Objects in each image, best first; never an empty list for an image."""
+    def detect(self, images: Sequence[Image.Image], conf: float | None = None) -> list[list[Detection]]:
+        """Objects in each image, best first; never an empty list for an image. ``conf`` overrides the
+        lowest score kept (evaluation keeps nearly everything)."""
         if not images:
             return []
         out: list[list[Detection]] = []
         v = self.vision
         for start in range(0, len(images), v.detector_batch):
             batch = [img.convert("RGB") for img in images[start : start + v.detector_batch]]
-            results = self.model.predict(batch, imgsz=self.imgsz, conf=v.detector_conf, iou=v.detector_iou,
+            results = self.model.predict(batch, imgsz=self.imgsz, conf=v.detector_conf if conf is None else conf, iou=v.detector_iou,
                                          device=v.device, verbose=False, max_det=50)
             for img, res in zip(batch, results, strict=True):
                 dets = []

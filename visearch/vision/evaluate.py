@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from visearch.synth.preview import draw_boxes
 from visearch.vision.detector import Detector
 from visearch.vision.ocr import ArticleReader
 
-__all__ = ["eval_detector", "eval_ocr", "write_report", "iou", "category_votes", "fusion_accuracy", "calibrate_fusion",
+__all__ = ["eval_detector", "map50", "category_map50", "eval_ocr", "write_report", "iou", "category_votes", "fusion_accuracy", "calibrate_fusion",
 ]
 
 Box = tuple[float, float, float, float]
@@ -76,8 +77,67 @@ def _sheet(tiles: list[Image.Image], title: str, side: int = 320) -> Image.Image
     return sheet
 
 
-def eval_detector(data: Path, settings: Settings, ref: str | None = None, split: str = "test") -> tuple[dict[str, Any], Image.Image]:
-    """mAP of the detector on ``split`` (boxes alone and by category) and a prediction sheet."""
+MAP_CONF = 0.001  # the lowest score kept when measuring mAP (as ultralytics' val does)
+
+
+def map50(photos: Sequence[tuple[Sequence[tuple[Box, str, float]], Sequence[tuple[Box, str]]]]) -> float:
+    """mAP50 by category over ``photos``, each (predictions as (box, category, score), truths as (box, category)).
+
+    Predictions are matched to unmatched true boxes of their category, best score first, at IoU >= 0.5;
+    ultralytics' ``ap_per_class`` turns the matches into average precision over the categories that have
+    true boxes, so a detector's own categories score as in its ``val``.
+    """
+    from ultralytics.utils.metrics import ap_per_class
+
+    number: dict[str, int] = {}  # categories numbered by name as they come, whatever the models' own numbering
+    tp, conf, pred_cls, target_cls = [], [], [], []
+    for predictions, truths in photos:
+        labelled = [(box, number.setdefault(c, len(number))) for box, c in truths]
+        target_cls.extend(c for _, c in labelled)
+        taken = [False] * len(labelled)
+        for box, category, score in sorted(predictions, key=lambda p: -p[2]):
+            c_pred = number.setdefault(category, len(number))
+            overlaps = [iou(box, b) if c == c_pred and not taken[j] else 0.0 for j, (b, c) in enumerate(labelled)]
+            best = int(np.argmax(overlaps)) if overlaps else -1
+            hit = best >= 0 and overlaps[best] >= 0.5
+            if hit:
+                taken[best] = True
+            tp.append(hit)
+            conf.append(score)
+            pred_cls.append(c_pred)
+    if not tp or not target_cls:
+        return 0.0
+    ap = ap_per_class(np.array(tp, bool)[:, None].repeat(10, 1), np.array(conf), np.array(pred_cls), np.array(target_cls))[5]
+    return float(ap[:, 0].mean()) if len(ap) else 0.0
+
+
+def category_map50(data: Path, split: str, detector: Detector, classifier: Any | None = None,
+                   limit: int | None = None, progress: bool = True) -> float:
+    """:func:`map50` of the detector's boxes on ``split``, categories named as search names them: by the
+    detector, or fused with the crop classifier's opinion (``CategoryClassifier.decide``), scored by box
+    score times category score."""
+    scenes, by_scene = _split_rows(data, split)
+    catalog = read_catalog(data, columns=["product_id", "category"]).to_pydict()
+    category_of = dict(zip(catalog["product_id"], catalog["category"], strict=True))
+    photos = []
+    names = sorted(by_scene)[:limit] if limit else sorted(by_scene)
+    for scene in track(names, len(names), "categories of held-out photos", enabled=progress):
+        rows = by_scene[scene]
+        image = Image.open(data / scenes["image"][rows[0]]).convert("RGB")
+        dets = [d for d in detector.detect([image], conf=MAP_CONF)[0] if not d.fallback]
+        if classifier is not None and dets:
+            dets = classifier.decide(image, dets, detector.names, max_objects=len(dets))
+        predictions = [(d.box, d.category, d.score * (d.category_score or 1.0)) for d in dets]
+        truths = [((float(scenes["x1"][r]), float(scenes["y1"][r]), float(scenes["x2"][r]), float(scenes["y2"][r])),
+                   str(category_of.get(scenes["product_id"][r]))) for r in rows]
+        photos.append((predictions, truths))
+    return map50(photos)
+
+
+def eval_detector(data: Path, settings: Settings, ref: str | None = None, split: str = "test",
+                  classifier: str | None = None) -> tuple[dict[str, Any], Image.Image]:
+    """mAP of the detector on ``split`` (boxes alone and by category) and a prediction sheet; with a crop
+    ``classifier``, also mAP50 by category as search names categories (detector and classifier fused)."""
     yaml = (data / "data.yaml").resolve()
     if not yaml.is_file():
         raise DatasetError(f"{data}: no data.yaml; is it a WB-Synth data set?")
@@ -109,6 +169,14 @@ def eval_detector(data: Path, settings: Settings, ref: str | None = None, split:
     }
     if by_category is None:
         report["note"] = "class-agnostic model: categories were not learned, so mAP50 by category is not defined"
+    if classifier is not None:
+        from visearch.vision.classifier import CategoryClassifier
+
+        cls = CategoryClassifier.from_ref(classifier, settings)
+        report["classifier"] = classifier
+        report["classifier_detector_weight"] = cls.detector_weight
+        report["mAP50_with_classifier"] = round(category_map50(data, split, det, cls), 4)
+        report["seconds"] = round(time.perf_counter() - start, 1)
     tiles = []
     picked = list(by_scene.items())[:SHEET_PHOTOS]
     images = [Image.open(data / scenes["image"][rows[0]]).convert("RGB") for _, rows in picked]
