@@ -27,6 +27,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Literal
@@ -71,6 +72,7 @@ class Experiment(BaseModel):
     active: bool = True
     allocation: list[str] | None = None  # bucket -> variant name; left out: contiguous, in the variants' order
     version: int = 0  # set by the store
+    created: float | None = None  # set by the store (unix time): which version was live when
 
     @field_validator("name")
     @classmethod
@@ -188,7 +190,8 @@ class ExperimentStore:
         allocation = experiment.allocation
         if allocation is None:
             allocation = reallocate(self.get(experiment.name).owners() if versions else None, experiment.variants)
-        stored = Experiment.model_validate({**experiment.model_dump(), "version": number, "allocation": allocation})
+        stored = Experiment.model_validate({**experiment.model_dump(), "version": number, "allocation": allocation,
+                                            "created": time.time()})
         self._write_atomic(self.root / experiment.name / f"v{number:06d}.json", stored.model_dump_json(indent=2))
         return stored
 
