@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from visearch.ab_report import experiment_report, report_chart
+from visearch.ab.report import experiment_report, report_chart
 from visearch.experiments import Experiment, ExperimentStore, Variant, assign
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from visearch.ab_stats import always_valid, difference, mean_estimate, ratio_estimate, srm_check
+from visearch.ab.stats import always_valid, difference, mean_estimate, ratio_estimate, srm_check
 
 
 def users(rng, n, ctr, impressions=10):

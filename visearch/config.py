@@ -224,6 +224,17 @@ class ServingSettings(BaseModel):
     search: DeploymentSettings = DeploymentSettings(num_cpus=0.25, max_ongoing_requests=32)
 
 
+class ExperimentSettings(BaseModel):
+    """A/B experiments: who may change them, how reports judge them."""
+
+    api_keys_path: Path | None = Field(None, description="hashed admin API keys; defaults to <data_dir>/api_keys.json")
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="1 - confidence of the reports' intervals and tests")
+    expected_effect: float = Field(0.1, gt=0, description=(
+        "relative effect one expects; sets the spread of the always-valid intervals (tightest near it)"))
+    srm_threshold: float = Field(0.001, gt=0, lt=1, description="sample-ratio-mismatch p-value below which a split is broken")
+    mlflow_experiment: str = Field("visearch-ab", description="MLflow experiment the reports are logged to")
+
+
 class Settings(BaseSettings):
     """Everything visearch can be told, in one place."""
 
@@ -242,6 +253,7 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = EmbeddingSettings()
     index: IndexSettings = IndexSettings()
     serving: ServingSettings = ServingSettings()
+    experiments: ExperimentSettings = ExperimentSettings()
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
@@ -251,6 +263,8 @@ class Settings(BaseSettings):
             self.serving.events_path = self.data_dir / "events.db"
         if self.serving.experiments_dir is None:
             self.serving.experiments_dir = self.data_dir / "experiments"
+        if self.experiments.api_keys_path is None:
+            self.experiments.api_keys_path = self.data_dir / "api_keys.json"
         if self.models.mlflow_tracking_uri is None:
             self.models.mlflow_tracking_uri = f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
         if self.index.backend == "cluster" and not self.index.url:

@@ -12,6 +12,9 @@ __all__ = [
     "InvalidArgumentError",
     "DatasetError",
     "NotFoundError",
+    "UnauthorizedError",
+    "ForbiddenError",
+    "ConflictError",
 ]
 
 
@@ -37,3 +40,21 @@ class NotFoundError(VisearchError, LookupError):
     """A named thing (model, index version, product) does not exist."""
 
     http_status = 404
+
+
+class UnauthorizedError(VisearchError):
+    """No credentials, or credentials nobody issued."""
+
+    http_status = 401
+
+
+class ForbiddenError(VisearchError):
+    """Valid credentials without the role the action needs."""
+
+    http_status = 403
+
+
+class ConflictError(VisearchError):
+    """The action does not fit the current state (concluding a concluded experiment)."""
+
+    http_status = 409

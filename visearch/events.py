@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS events (
     extra TEXT
 );
 CREATE INDEX IF NOT EXISTS events_request ON events(request_id);
+CREATE INDEX IF NOT EXISTS events_experiment ON events(experiment, seq);
 """
 
 
@@ -109,6 +110,21 @@ class EventLog:
             d = dict(zip(names, row, strict=True))
             d.pop("extra")
             yield d
+
+    def of_experiment(self, name: str, page: int = 50_000) -> Iterator[dict[str, Any]]:
+        """Every event of experiment ``name``, in the order accepted, read a page at a time."""
+        after = 0
+        while True:
+            with self._lock:
+                cur = self._db.execute("SELECT seq, type, user_id, variant, product_id, value, ts FROM events"
+                                       " WHERE experiment = ? AND seq > ? ORDER BY seq LIMIT ?", (name, after, page))
+                names = [c[0] for c in cur.description]
+                rows = cur.fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield dict(zip(names, row, strict=True))
+            after = rows[-1][0]
 
     def close(self) -> None:
         with self._lock:

@@ -36,7 +36,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from visearch.errors import DatasetError, InvalidArgumentError, NotFoundError
 
-__all__ = ["Variant", "Experiment", "assign", "bucket", "reallocate", "ExperimentStore", "default_experiment", "BUCKETS"]
+__all__ = ["Variant", "Experiment", "Conclusion", "assign", "bucket", "reallocate", "ExperimentStore", "default_experiment", "BUCKETS"]
 
 BUCKETS = 100  # weights are integer percentages
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -63,8 +63,21 @@ class Variant(BaseModel):
         return _checked_name("variant", v)
 
 
+class Conclusion(BaseModel):
+    """How an experiment ended: the arm kept, why, by whom, and the model version promoted (if any)."""
+
+    winner: str
+    reason: str
+    by: str
+    at: float
+    promoted: str | None = None  # "models:/name/version -> @champion"
+
+
 class Experiment(BaseModel):
-    """Variants with integer weights summing to 100; ``salt`` keeps experiments independent."""
+    """Variants with integer weights summing to 100; ``salt`` keeps experiments independent.
+
+    A stopped (``active`` false) or concluded experiment routes everyone to its control arm.
+    """
 
     name: str
     variants: list[Variant] = Field(min_length=1)
@@ -73,6 +86,8 @@ class Experiment(BaseModel):
     allocation: list[str] | None = None  # bucket -> variant name; left out: contiguous, in the variants' order
     version: int = 0  # set by the store
     created: float | None = None  # set by the store (unix time): which version was live when
+    stopped_reason: str | None = None
+    concluded: Conclusion | None = None
 
     @field_validator("name")
     @classmethod
@@ -100,6 +115,11 @@ class Experiment(BaseModel):
     def owners(self) -> list[str]:
         """Which variant owns each bucket (contiguous in the variants' order when no allocation is set)."""
         return self.allocation if self.allocation is not None else reallocate(None, self.variants)
+
+    @property
+    def control(self) -> Variant:
+        """The arm named ``control``, else the first."""
+        return next((v for v in self.variants if v.name == "control"), self.variants[0])
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
@@ -137,9 +157,11 @@ def reallocate(previous: list[str] | None, variants: list[Variant]) -> list[str]
 
 
 def assign(experiment: Experiment, user_id: str) -> Variant:
-    """The variant that owns ``user_id``'s bucket in the experiment's allocation."""
+    """The variant that owns ``user_id``'s bucket in the experiment's allocation (control when it is stopped)."""
     if not user_id:
         raise InvalidArgumentError("a user id is needed to assign a variant")
+    if not experiment.active:
+        return experiment.control
     return experiment.variant(experiment.owners()[bucket(experiment.salt, user_id)])
 
 
@@ -172,6 +194,12 @@ class ExperimentStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def names(self) -> list[str]:
+        """Every experiment with at least one stored version."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self.versions(p.name))
 
     def versions(self, name: str) -> list[int]:
         folder = self.root / name

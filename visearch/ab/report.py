@@ -1,7 +1,7 @@
 """An experiment's report from the event log: per variant, per user, against control.
 
 Metrics (each per variant, with a 95% interval; differences to control with their test and an
-always-valid interval, :mod:`visearch.ab_stats`):
+always-valid interval, :mod:`visearch.ab.stats`):
 
 - ``ctr``: clicks / impressions
 - ``add_to_cart_rate``: add-to-carts / impressions
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from visearch.ab_stats import Estimate, difference, mean_estimate, ratio_estimate, srm_check
+from visearch.ab.stats import Estimate, difference, mean_estimate, ratio_estimate, srm_check
 from visearch.experiments import Experiment
 
 __all__ = ["METRICS", "UserTotals", "user_totals", "experiment_report", "report_chart"]

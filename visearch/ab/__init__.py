@@ -1,0 +1,1 @@
+"""A/B experiments beyond assignment (:mod:`visearch.experiments`): statistics, reports, administration."""

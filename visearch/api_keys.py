@@ -1,0 +1,96 @@
+"""API keys for the admin endpoints: issued once, stored only as their SHA-256, each with its roles.
+
+A key reads ``vsk_<id>_<secret>``; the id names it in listings and revocations, the secret is
+shown once, when it is made. The file (``<data_dir>/api_keys.json`` by default) holds
+hashes, so reading it gives no key away; it is rewritten atomically.
+
+>>> keys = ApiKeys(Path(tempfile.mkdtemp()) / "keys.json")
+>>> key = keys.create(["admin"], note="experiment owner")
+>>> keys.roles(key)
+['admin']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from visearch.errors import ForbiddenError, InvalidArgumentError, NotFoundError, UnauthorizedError
+
+__all__ = ["ApiKeys", "ROLES"]
+
+ROLES = ("admin", "viewer")  # admin changes experiments; viewer reads them and their reports
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiKeys:
+    """The key file: ``{"keys": [{"id", "sha256", "roles", "note", "created"}]}``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def _read(self) -> list[dict[str, Any]]:
+        if not self.path.is_file():
+            return []
+        return list(json.loads(self.path.read_text(encoding="utf-8")).get("keys", []))
+
+    def _write(self, keys: list[dict[str, Any]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".keys-")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"keys": keys}, f, indent=2)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self.path)
+
+    def create(self, roles: list[str], note: str = "") -> str:
+        """A new key with ``roles``; the only time its secret is seen."""
+        bad = [r for r in roles if r not in ROLES]
+        if not roles or bad:
+            raise InvalidArgumentError(f"roles must be some of {list(ROLES)}, got {roles}")
+        key_id = secrets.token_hex(4)
+        key = f"vsk_{key_id}_{secrets.token_urlsafe(24)}"
+        keys = self._read()
+        keys.append({"id": key_id, "sha256": _digest(key), "roles": sorted(set(roles)), "note": note,
+                     "created": time.time()})
+        self._write(keys)
+        return key
+
+    def list(self) -> list[dict[str, Any]]:
+        return [{k: v for k, v in entry.items() if k != "sha256"} for entry in self._read()]
+
+    def revoke(self, key_id: str) -> None:
+        keys = self._read()
+        kept = [k for k in keys if k["id"] != key_id]
+        if len(kept) == len(keys):
+            raise NotFoundError(f"no API key with id {key_id!r}")
+        self._write(kept)
+
+    def roles(self, key: str | None) -> list[str] | None:
+        """The key's roles, or None for a key nobody issued (compared in constant time)."""
+        if not key:
+            return None
+        digest = _digest(key)
+        for entry in self._read():
+            if hmac.compare_digest(entry["sha256"], digest):
+                return list(entry["roles"])
+        return None
+
+    def require(self, key: str | None, role: str) -> None:
+        """401 without a key; 403 for a key nobody issued or one without ``role``."""
+        if not key:
+            raise UnauthorizedError("this endpoint needs an API key (header X-API-Key); visearch keys create makes one")
+        roles = self.roles(key)
+        if roles is None:
+            raise ForbiddenError("this API key was not issued here (or was revoked)")
+        if role not in roles and "admin" not in roles:
+            raise ForbiddenError(f"this API key has roles {roles}; the action needs {role!r}")
