@@ -22,7 +22,7 @@ from ray.serve.handle import DeploymentHandle
 from serve_app import errors
 from serve_app.deployments import DetectorDeployment, EmbedderDeployment, OcrDeployment, SearchDeployment
 from serve_app.limits import BodyLimit
-from serve_app.routes import feedback, health, products, search
+from serve_app.routes import admin, feedback, health, products, search
 from serve_app.routes.search import VARIANT_HEADER
 from serve_app.service import Frontend, ServiceStages
 from serve_app.stages import ServeStages
@@ -41,7 +41,7 @@ def create_app(frontend: Frontend) -> FastAPI:
                               "Errors are `{\"error\": {\"code\", \"message\"}}` with a 4xx status.")
     app.state.frontend = frontend
     errors.install(app)
-    for router in (search.router, feedback.router, products.router, health.router):
+    for router in (search.router, feedback.router, products.router, health.router, admin.router):
         app.include_router(router)
 
     @app.get("/", include_in_schema=False)

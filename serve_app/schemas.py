@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from visearch.events import EventType
+from visearch.experiments import Experiment, Variant
 
 
 class _Out(BaseModel):
@@ -122,3 +123,29 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+class ExperimentIn(BaseModel):
+    """A new version of an experiment: its arms and weights (integer percentages summing to 100)."""
+
+    model_config = ConfigDict(extra="forbid")
+    variants: list[Variant] = Field(min_length=1)
+    salt: str = Field("", description="assignment salt; default the experiment's name (keep it to keep users in their arms)")
+    serve: bool = Field(True, description="make it the experiment the service routes by")
+
+    @model_validator(mode="after")
+    def _valid(self) -> ExperimentIn:
+        Experiment(name="check", variants=self.variants, salt=self.salt)  # weights, unique names: a 422 here
+        return self
+
+
+class StopIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ConcludeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    winner: str | None = Field(None, description="the arm to keep; default the best arm whose always-valid difference "
+                                                 "to control is positive on revenue per user, else control")
+    promote: bool = Field(False, description="move @champion to the winner's embedder version")
+    reason: str = Field("", max_length=500)

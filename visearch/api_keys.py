@@ -75,22 +75,28 @@ class ApiKeys:
             raise NotFoundError(f"no API key with id {key_id!r}")
         self._write(kept)
 
-    def roles(self, key: str | None) -> list[str] | None:
-        """The key's roles, or None for a key nobody issued (compared in constant time)."""
+    def _entry(self, key: str | None) -> dict[str, Any] | None:
         if not key:
             return None
         digest = _digest(key)
         for entry in self._read():
-            if hmac.compare_digest(entry["sha256"], digest):
-                return list(entry["roles"])
+            if hmac.compare_digest(entry["sha256"], digest):  # constant time
+                return entry
         return None
 
-    def require(self, key: str | None, role: str) -> None:
-        """401 without a key; 403 for a key nobody issued or one without ``role``."""
+    def roles(self, key: str | None) -> list[str] | None:
+        """The key's roles, or None for a key nobody issued."""
+        entry = self._entry(key)
+        return None if entry is None else list(entry["roles"])
+
+    def require(self, key: str | None, role: str) -> str:
+        """The key's id, for the audit trail; 401 without a key, 403 for a key nobody issued or one
+        without ``role`` (admin may do everything)."""
         if not key:
             raise UnauthorizedError("this endpoint needs an API key (header X-API-Key); visearch keys create makes one")
-        roles = self.roles(key)
-        if roles is None:
+        entry = self._entry(key)
+        if entry is None:
             raise ForbiddenError("this API key was not issued here (or was revoked)")
-        if role not in roles and "admin" not in roles:
-            raise ForbiddenError(f"this API key has roles {roles}; the action needs {role!r}")
+        if role not in entry["roles"] and "admin" not in entry["roles"]:
+            raise ForbiddenError(f"this API key has roles {entry['roles']}; the action needs {role!r}")
+        return f"key:{entry['id']}"

@@ -29,6 +29,7 @@ from visearch.cli import eval_curve as _eval_curve  # noqa: E402,F401
 from visearch.cli import eval_embedding as _eval_embedding  # noqa: E402,F401
 from visearch.cli import eval_pipeline as _eval_pipeline  # noqa: E402,F401
 from visearch.cli import eval_vision as _eval_vision  # noqa: E402,F401
+from visearch.cli import experiments as _experiments  # noqa: E402,F401
 from visearch.cli import index as _index  # noqa: E402,F401
 from visearch.cli import info as _info  # noqa: E402,F401
 from visearch.cli import mlflow_server as _mlflow_server  # noqa: E402,F401

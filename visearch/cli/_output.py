@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["stdout_to_stderr"]
+__all__ = ["stdout_to_stderr", "who"]
 
 
 @contextmanager
@@ -29,3 +30,8 @@ def stdout_to_stderr(enabled: bool = True) -> Iterator[None]:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+def who(given: str | None = None) -> str:
+    """Who acts, for audit records (promotions, experiment changes): ``--by``, else the login name."""
+    return given or os.environ.get("USER") or getpass.getuser()

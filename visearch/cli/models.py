@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from visearch.cli import app
-from visearch.cli._output import stdout_to_stderr
+from visearch.cli._output import stdout_to_stderr, who
 from visearch.config import get_settings
 from visearch.registry import CARD_FILE, ModelStore, parse_ref
 
@@ -88,9 +86,9 @@ def promote(
     by: Annotated[str | None, typer.Option("--by", help="who (default: the user running this)")] = None,
 ) -> None:
     """Point an alias at a version; serving replicas follow within their reload interval."""
-    who = by or os.environ.get("USER") or getpass.getuser()
-    previous = ModelStore(get_settings()).promote(name, str(version), alias, who, reason)
-    Console().print(f"{name}@{alias}: {previous or 'unset'} → {version} (by {who}" + (f": {reason}" if reason else "") + ")")
+    actor = who(by)
+    previous = ModelStore(get_settings()).promote(name, str(version), alias, actor, reason)
+    Console().print(f"{name}@{alias}: {previous or 'unset'} → {version} (by {actor}" + (f": {reason}" if reason else "") + ")")
 
 
 @models_app.command("export")

@@ -1,0 +1,83 @@
+"""The admin API on the running service: keys and roles, experiments set and routed by, report, conclude."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from visearch.api_keys import ApiKeys
+from visearch.experiments import ExperimentStore
+
+
+def error_of(r) -> dict:
+    body = r.json()
+    assert set(body) == {"error"} and {"code", "message"} <= set(body["error"]), body
+    return body["error"]
+
+
+@pytest.fixture
+def keys(service):
+    store = ApiKeys(service.data_dir / "api_keys.json")
+    return {"admin": store.create(["admin"], "test owner"), "viewer": store.create(["viewer"], "test analyst")}
+
+
+SPEC = {"variants": [{"name": "control", "weight": 50}, {"name": "wide", "weight": 50, "online_dim": 128}]}
+
+
+def test_keys_and_roles_guard_every_change(service, keys):
+    store = ExperimentStore(service.data_dir / "experiments")
+    with service.client() as c:
+        r = c.put("/v1/admin/experiments/guarded", json=SPEC)
+        assert r.status_code == 401 and error_of(r)["code"] == "unauthorized"
+        r = c.put("/v1/admin/experiments/guarded", json=SPEC, headers={"X-API-Key": "vsk_nope_nope"})
+        assert r.status_code == 403 and error_of(r)["code"] == "forbidden"
+        r = c.put("/v1/admin/experiments/guarded", json=SPEC, headers={"X-API-Key": keys["viewer"]})
+        assert r.status_code == 403 and "admin" in error_of(r)["message"]
+        assert c.get("/v1/admin/experiments", headers={"X-API-Key": keys["viewer"]}).status_code == 200
+        assert c.get("/v1/admin/experiments").status_code == 401
+        bad = {"variants": [{"name": "control", "weight": 50, "embedder": "models:/visearch-embedder@nobody"},
+                            {"name": "b", "weight": 50}]}
+        r = c.put("/v1/admin/experiments/guarded", json=bad, headers={"X-API-Key": keys["admin"]})
+        assert r.status_code == 400 and "does not resolve" in error_of(r)["message"]
+        r = c.put("/v1/admin/experiments/guarded", json={"variants": [{"name": "a", "weight": 60}]},
+                  headers={"X-API-Key": keys["admin"]})
+        assert r.status_code == 422 and "sum to 100" in error_of(r)["message"]
+    assert store.versions("guarded") == [], "no refused request stored anything"
+
+
+def test_an_experiment_from_put_to_conclude(service, keys):
+    admin = {"X-API-Key": keys["admin"]}
+    try:
+        with service.client() as c:
+            r = c.put("/v1/admin/experiments/lifecycle", json=SPEC, headers=admin)
+            assert r.status_code == 201, r.text
+            assert r.json()["version"] == 1 and len(r.json()["allocation"]) == 100
+            time.sleep(1.5)  # the service's reload interval
+            events = []
+            for i in range(40):
+                r = c.post("/v1/search", json={"article": "1234567"}, headers={"X-User-Id": f"shopper-{i}"})
+                assert r.status_code == 200 and r.json()["experiment"] == "lifecycle", r.text
+                events.append({"type": "impression", "request_id": r.json()["request_id"], "product_id": "p1"})
+                if i % 3 == 0:
+                    events.append({"type": "click", "request_id": r.json()["request_id"], "product_id": "p1"})
+            assert c.post("/v1/events", json={"events": events}).status_code == 202
+            r = c.get("/v1/admin/experiments/lifecycle/report", headers={"X-API-Key": keys["viewer"]})
+            assert r.status_code == 200, r.text
+            report = r.json()
+            assert sum(v["users"] for v in report["variants"].values()) == 40 and report["mixed_users"] == 0
+            assert report["variants"]["control"]["impressions"] + report["variants"]["wide"]["impressions"] == 40
+            r = c.post("/v1/admin/experiments/lifecycle/conclude", json={"winner": "control", "reason": "test"},
+                       headers={"X-API-Key": keys["viewer"]})
+            assert r.status_code == 403
+            r = c.post("/v1/admin/experiments/lifecycle/conclude", json={"winner": "control", "reason": "test"},
+                       headers=admin)
+            assert r.status_code == 200 and r.json()["winner"] == "control", r.text
+            r = c.put("/v1/admin/experiments/lifecycle", json=SPEC, headers=admin)
+            assert r.status_code == 409 and error_of(r)["code"] == "conflict"
+            got = c.get("/v1/admin/experiments/lifecycle", headers=admin).json()
+            assert got["concluded"]["winner"] == "control" and got["concluded"]["by"].startswith("key:")
+            assert c.get("/v1/admin/experiments/nope", headers=admin).status_code == 404
+    finally:
+        ExperimentStore(service.data_dir / "experiments").serve(None)
+        time.sleep(1.5)
