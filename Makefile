@@ -52,7 +52,7 @@ models: $(STAMP)
 	$(VENV)/bin/visearch train head --data $(TRAIN_DIR) --recipe full --alias champion --quiet
 	$(VENV)/bin/visearch train classifier --data $(TRAIN_DIR) --recipe full --alias champion --quiet
 	$(VENV)/bin/visearch models export models:/visearch-detector@champion models:/visearch-classifier@champion \
-		models:/visearch-embedder@champion \
+		models:/visearch-embedder@champion models:/visearch-embedder-baseline@champion \
 		--out $(BUNDLE) --label default --note "full recipes, make models"
 
 ## test: the whole suite, outbound network blocked (loopback allowed)
