@@ -177,6 +177,21 @@ def test_same_seed_same_bytes_and_shopper_photos_untouched(tmp_path):
     assert twice["files"] == pooled["files"]
 
 
+def test_train_screenshots_add_to_a_set_and_change_no_held_out_one(tmp_path):
+    plain = generate(tmp_path / "plain", 24, seed=5, n_scenes=6, settings=SMALL)
+    more = generate(tmp_path / "more", 24, seed=5, n_scenes=6, settings=SMALL, train_screenshots=0.5)
+    assert "train_screenshots" not in plain["params"] and more["params"]["train_screenshots"] == 0.5
+    assert more["splits"]["train"]["screenshots"] == round(0.5 * more["splits"]["train"]["products"]) > 0
+    assert {k: v for k, v in more["files"].items() if "/train/" not in k and not k.endswith(".parquet") and k != "preview.png"} == \
+           {k: v for k, v in plain["files"].items() if "/train/" not in k and not k.endswith(".parquet") and k != "preview.png"}, \
+           "held-out photos and the gallery are byte-identical"
+    assert check_dataset(tmp_path / "more") == []
+    t = _table(tmp_path / "more")
+    train_shots = {sid for sid, sp, k in zip(t["scene_id"], t["split"], t["kind"], strict=True) if sp == "train" and k == "screenshot"}
+    assert len(train_shots) == more["splits"]["train"]["screenshots"]
+    assert list((tmp_path / "more" / "scenes" / "labels" / "train").glob("scr*.txt")), "the detector learns from them"
+
+
 def test_bad_screenshot_count(tmp_path):
     with pytest.raises(InvalidArgumentError, match="screenshots per held-out product"):
         generate(tmp_path / "x", 5, settings=SMALL, screenshots_per_product=-1)

@@ -23,6 +23,9 @@ def synth(
     seed: Annotated[int, typer.Option("--seed", min=0, help="same seed, byte-identical output")] = 0,
     scenes: Annotated[int | None, typer.Option("--scenes", min=0, help="shopper photos (default: 3 per product)")] = None,
     preview: Annotated[bool, typer.Option("--preview", help="also write preview.png, a contact sheet")] = False,
+    train_screenshots: Annotated[float, typer.Option("--train-screenshots", min=0, help=(
+        "screenshot-style photos per train product too, for the detector and crop classifier to learn from "
+        "(held-out screenshots are the same either way)"))] = 0.0,
     check: Annotated[Path | None, typer.Option("--check", help="validate the data set in this folder instead")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
 ) -> None:
@@ -44,7 +47,8 @@ def synth(
         raise InvalidArgumentError("missing --out DIR (or --check DIR to validate a data set)")
     settings = get_settings()
     start = time.perf_counter()
-    manifest = generate(out, products, seed=seed, n_scenes=scenes, settings=settings.synth, preview=preview, progress=not quiet)
+    manifest = generate(out, products, seed=seed, n_scenes=scenes, settings=settings.synth, preview=preview, progress=not quiet,
+                        train_screenshots=train_screenshots)
     took = time.perf_counter() - start
     table = Table(title=f"WB-Synth → {out} (seed {seed}, {took:.1f} s)")
     table.add_column("what")

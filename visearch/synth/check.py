@@ -109,7 +109,8 @@ def _check_products(products: dict[str, list], manifest: dict, root: Path, probl
     return index
 
 
-def _check_scenes(scenes: dict[str, list], products: dict[str, list], index: dict[str, int], root: Path, problems: list[str]) -> None:
+def _check_scenes(scenes: dict[str, list], products: dict[str, list], index: dict[str, int], root: Path, problems: list[str],
+                  screenshot_splits: tuple[str, ...] = HELD_OUT) -> None:
     by_scene: dict[str, list[int]] = {}
     for i, sid in enumerate(scenes["scene_id"]):
         by_scene.setdefault(sid, []).append(i)
@@ -131,7 +132,7 @@ def _check_scenes(scenes: dict[str, list], products: dict[str, list], index: dic
     kinds = scene_kinds(scenes)
     for sid, rows in by_scene.items():
         split = scenes["split"][rows[0]]
-        _check_photo(scenes, kinds, sid, rows, root, problems)
+        _check_photo(scenes, kinds, sid, rows, root, problems, screenshot_splits)
         label = root / "scenes" / "labels" / split / f"{sid}.txt"
         if not label.is_file():
             problems.append(f"{label.relative_to(root).as_posix()}: missing YOLO label")
@@ -147,16 +148,17 @@ def _check_scenes(scenes: dict[str, list], products: dict[str, list], index: dic
                 problems.append(f"{label.relative_to(root).as_posix()}: line {ln} disagrees with scenes.parquet or leaves the image")
 
 
-def _check_photo(scenes: dict[str, list], kinds: list[str], sid: str, rows: list[int], root: Path, problems: list[str]) -> None:
-    """One photo: its kind (screenshots only in held-out splits), its file and that file's size."""
+def _check_photo(scenes: dict[str, list], kinds: list[str], sid: str, rows: list[int], root: Path, problems: list[str],
+                 screenshot_splits: tuple[str, ...] = HELD_OUT) -> None:
+    """One photo: its kind (screenshots only where the manifest asked for them), its file and that file's size."""
     rel, split, kind = scenes["image"][rows[0]], scenes["split"][rows[0]], kinds[rows[0]]
     where = f"scenes.parquet: {sid}"
     if any(kinds[i] != kind or scenes["split"][i] != split or scenes["image"][i] != rel for i in rows):
         problems.append(f"{where}: its rows disagree on kind, split or image")
     if kind not in SCENE_KINDS:
         problems.append(f"{where}: unknown kind {kind!r} (expected one of {', '.join(SCENE_KINDS)})")
-    elif kind == "screenshot" and split not in HELD_OUT:
-        problems.append(f"{where}: a screenshot in the {split} split (screenshots show held-out products only)")
+    elif kind == "screenshot" and split not in screenshot_splits:
+        problems.append(f"{where}: a screenshot in the {split} split (the set was made without train screenshots)")
     if not (root / rel).is_file():
         problems.append(f"{where} photo {rel} is missing")
         return
@@ -203,7 +205,8 @@ def check_dataset(root: Path | str) -> list[str]:
         return problems
     index = _check_products(products, manifest, root, problems)
     if scenes is not None:
-        _check_scenes(scenes, products, index, root, problems)
+        train_shots = bool(manifest.get("params", {}).get("train_screenshots"))
+        _check_scenes(scenes, products, index, root, problems, (*HELD_OUT, "train") if train_shots else HELD_OUT)
         _check_counts(scenes, manifest, problems)
     if (t := tables["triplets.parquet"]) is not None:
         for a, b in zip(t["anchor_product_id"], t["target_product_id"], strict=True):

@@ -63,7 +63,7 @@ SPRITE_SIZE = 256
 _CATALOG, _GALLERY, _SCENE, _SESSIONS, _TRIPLETS, _SCREENSHOT = range(6)
 SCENE_KINDS = ("shopper", "screenshot")
 DEFAULT_KIND = "shopper"  # the kind of a scenes.parquet row without one (a set made before screenshots)
-HELD_OUT = ("val", "test")  # screenshots show only products no model trains on
+HELD_OUT = ("val", "test")  # screenshot queries show products no model trains on (train screenshots are opt-in)
 SCREENSHOTS_PER_PRODUCT = 1.0
 # share of shopper photos with 1, 2, 3, 4 ... products
 _OBJECTS_P = (0.45, 0.3, 0.15, 0.1, 0.0, 0.0, 0.0, 0.0)
@@ -202,14 +202,17 @@ def _scene_plan(products: list[Product], n_scenes: int, settings: SynthSettings,
     return plan
 
 
-def _screenshot_plan(products: list[Product], per_product: float, seed: int) -> list[tuple[int, str, int, int | None]]:
-    """(index, split, product shown, product that may peek in) per screenshot: held-out splits only, every
-    product in turn, the peeking one another product of the same split."""
+def _screenshot_plan(products: list[Product], per_product: float, seed: int,
+                     train_per_product: float = 0.0) -> list[tuple[int, str, int, int | None]]:
+    """(index, split, product shown, product that may peek in) per screenshot: held-out splits, then (when
+    asked) train, every product in turn, the peeking one another product of the same split. Train
+    screenshots come last, so asking for them leaves every held-out one as it was."""
     plan: list[tuple[int, str, int, int | None]] = []
-    for split in HELD_OUT:
+    rates = [(s, per_product) for s in HELD_OUT] + ([("train", train_per_product)] if train_per_product else [])
+    for split, rate in rates:
         pool = [i for i, p in enumerate(products) if p.split == split]
         order = _rng(seed, _SCREENSHOT, 10**9 + SPLITS.index(split)).permutation(pool)
-        for k in range(round(per_product * len(pool))):
+        for k in range(round(rate * len(pool))):
             main = int(order[k % len(pool)])
             peek = None
             if len(pool) > 1:
@@ -315,6 +318,7 @@ def generate(
     preview: bool = False,
     progress: bool = False,
     screenshots_per_product: float = SCREENSHOTS_PER_PRODUCT,
+    train_screenshots: float = 0.0,
 ) -> dict[str, Any]:
     """Generate WB-Synth into ``out`` and return its manifest.
 
@@ -327,7 +331,10 @@ def generate(
         preview: also write ``preview.png``, a contact sheet of products and photos.
         progress: show progress bars.
         screenshots_per_product: screenshot-style queries (shop pages, stories, photos of a screen) per
-            val/test product, rounded per split; 0 for none. Train products never get any.
+            val/test product, rounded per split; 0 for none.
+        train_screenshots: screenshots per train product, for models that should learn what screenshots
+            look like (detector, crop classifier); 0 (the default) for none. Held-out screenshots are the
+            same either way.
 
     Raises:
         InvalidArgumentError: a bad count, seed or output folder.
@@ -336,14 +343,17 @@ def generate(
     out = Path(out)
     n_scenes = 3 * n_products if n_scenes is None else n_scenes
     _check_args(out, n_products, n_scenes, seed, screenshots_per_product)
+    _check_args(out, n_products, n_scenes, seed, train_screenshots)
     screenshots_per_product = float(screenshots_per_product)  # 1 and 1.0 write the same manifest
+    train_screenshots = float(train_screenshots)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     except OSError as e:
         raise InvalidArgumentError(f"cannot write to {out}: {e.strerror or e}") from None
     try:
-        manifest = _generate_into(work, n_products, seed, n_scenes, settings, preview, progress, screenshots_per_product)
+        manifest = _generate_into(work, n_products, seed, n_scenes, settings, preview, progress, screenshots_per_product,
+                                  train_screenshots)
         _swap_into_place(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -364,6 +374,7 @@ def _swap_into_place(work: Path, out: Path) -> None:
 def _generate_into(
     work: Path, n_products: int, seed: int, n_scenes: int, settings: SynthSettings, preview: bool, progress: bool,
     screenshots_per_product: float,
+    train_screenshots: float = 0.0,
 ) -> dict[str, Any]:
     global _SPRITES, _PRODUCTS
     workers = settings.workers or os.cpu_count() or 1
@@ -391,7 +402,7 @@ def _generate_into(
         size = settings.scene_size
         for j, split, objects in _run(_scene_one, [(job, *t) for t in plan], workers, "shopper photos", progress):
             _add_rows(scene_rows, _scene_id(j), split, (size, size), objects, "shopper")
-        shots = _screenshot_plan(products, screenshots_per_product, seed)
+        shots = _screenshot_plan(products, screenshots_per_product, seed, train_screenshots)
         for j, split, dims, objects in _run(_screenshot_one, [(job, *t) for t in shots], workers, "screenshots", progress):
             _add_rows(scene_rows, _screenshot_id(j), split, dims, objects, "screenshot")
     finally:
@@ -430,6 +441,7 @@ def _generate_into(
         "seed": seed,
         "params": {
             "products": n_products, "scenes": n_scenes, "screenshots_per_product": screenshots_per_product, "preview": preview,
+            **({"train_screenshots": train_screenshots} if train_screenshots else {}),  # sets made without keep their hash
             **settings.model_dump(mode="json", exclude={"workers"}),
         },
         "counts": {
