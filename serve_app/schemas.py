@@ -95,6 +95,7 @@ class EventIn(BaseModel):
     request_id: str = Field(min_length=1, max_length=128)
     product_id: str | None = Field(None, max_length=128)
     position: int | None = Field(None, ge=0, le=10_000)
+    variant: str | None = Field(None, max_length=64, description="the variant the client believes served it; checked")
     value: float | None = Field(None, ge=0, description="an order's revenue")
     ts: float | None = Field(None, ge=0, description="unix seconds; default: when received")
     event_id: str | None = Field(None, min_length=1, max_length=128, description="makes a retried POST harmless")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -18,7 +17,7 @@ from PIL import Image
 from serve_app.metrics import Metrics
 from visearch.config import Settings
 from visearch.errors import InvalidArgumentError, NotFoundError
-from visearch.events import Event, EventLog
+from visearch.events import Event, EventLog, ServedRequest, check_events
 from visearch.experiments import Experiment, ExperimentStore, Variant, assign, default_experiment
 from visearch.index import SearchFilter
 from visearch.query import Answer, PhotoSession, QueryFlow, Searched, Stages
@@ -60,7 +59,6 @@ class Frontend:
         self.experiments = ExperimentStore(s.experiments_dir)
         self.events = EventLog(s.events_path)
         self.metrics = Metrics()
-        self._requests: OrderedDict[str, Served] = OrderedDict()
         self._experiment = default_experiment(settings.models.embedder, settings.index.online_dim)
         self._stamp: tuple[str | None, int] = (None, 0)
         self._checked = 0.0
@@ -95,10 +93,14 @@ class Frontend:
         return exp, assign(exp, user_id)
 
     # ------------------------------------------------------------------ queries
-    def _remember(self, answer: Answer, served: Served) -> None:
-        self._requests[answer.request_id] = served
-        while len(self._requests) > 100_000:
-            self._requests.popitem(last=False)
+    async def _remember(self, answer: Answer, served: Served) -> None:
+        """Keep who asked, in which arm, and what they were shown: events are checked against it."""
+        shown = [r.product_id for r in answer.results] + [h.product_id for h in answer.article_hits]
+        for g in answer.groups or []:
+            shown += [r.product_id for r in g.results]
+        request = ServedRequest(answer.request_id, served.user_id, served.experiment, served.variant,
+                                tuple(dict.fromkeys(shown)))
+        await asyncio.to_thread(self.events.remember, request)
 
     async def photo(self, image: Image.Image, user_id: str, *, top_k: int | None, all_objects: bool,
                     filter: SearchFilter | None) -> Answer:
@@ -107,7 +109,7 @@ class Frontend:
                                                 all_objects=all_objects, filter=filter, request_id=new_id("r"))
         served = Served(user_id, exp.name, variant.name)
         answer.session_id = self.sessions.put((session, served))
-        self._remember(answer, served)
+        await self._remember(answer, served)
         self.metrics.observe_stages(answer.timings_ms, variant.name)
         return answer
 
@@ -135,19 +137,22 @@ class Frontend:
                                            top_k=top_k, all_objects=all_objects, filter=filter, request_id=new_id("r"))
             answer.session_id = session_id
             served = Served(user_id, exp.name, variant.name)
-        self._remember(answer, served)
+        await self._remember(answer, served)
         self.metrics.observe_stages(answer.timings_ms, answer.variant)
         return answer
 
     # ------------------------------------------------------------------ feedback
-    async def record(self, events: list[Event], user_id: str) -> int:
-        enriched = []
-        for e in events:
-            served = self._requests.get(e.request_id)
-            enriched.append(Event(e.type, e.request_id, e.product_id, e.position,
-                                  e.variant or (served.variant if served else None),
-                                  e.experiment or (served.experiment if served else None),
-                                  served.user_id if served else user_id, e.value, e.ts, e.event_id))
+    async def record(self, events: list[Event]) -> int:
+        """Append a batch of events, all or none: each must name a request answered here, the variant that
+        served it (if it names one) and a product among its results. Attributed to that request's user,
+        experiment and variant."""
+        served = await asyncio.to_thread(self.events.served, [e.request_id for e in events])
+        problems = check_events(events, served)
+        if problems:
+            raise InvalidArgumentError(f"{len(problems)} of {len(events)} events refused, none stored: " + "; ".join(problems[:20]))
+        enriched = [Event(e.type, e.request_id, e.product_id, e.position, served[e.request_id].variant,
+                          served[e.request_id].experiment, served[e.request_id].user_id, e.value, e.ts, e.event_id)
+                    for e in events]
         new = await asyncio.to_thread(self.events.append, enriched)
         for e in enriched:
             self.metrics.events.labels(e.type).inc()

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["Event", "EventLog", "EVENT_TYPES"]
+__all__ = ["Event", "EventLog", "EVENT_TYPES", "ServedRequest", "check_events"]
 
 EventType = Literal["impression", "click", "add_to_cart", "order"]
 EVENT_TYPES: tuple[str, ...] = ("impression", "click", "add_to_cart", "order")
@@ -41,6 +41,14 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_request ON events(request_id);
 CREATE INDEX IF NOT EXISTS events_experiment ON events(experiment, seq);
+CREATE TABLE IF NOT EXISTS requests (
+    request_id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    experiment TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    products TEXT NOT NULL,
+    ts REAL NOT NULL
+);
 """
 
 
@@ -61,6 +69,33 @@ class Event:
         from dataclasses import replace
 
         return replace(self, event_id=self.event_id or uuid.uuid4().hex, ts=self.ts if self.ts is not None else time.time())
+
+
+@dataclass(frozen=True)
+class ServedRequest:
+    """A search the service answered: who asked, in which arm, what they were shown."""
+
+    request_id: str
+    user_id: str
+    experiment: str
+    variant: str
+    products: tuple[str, ...]
+
+
+def check_events(events: Sequence[Event], served: dict[str, ServedRequest]) -> list[str]:
+    """Why each bad event of a batch is refused (empty: all good): an unknown request, a variant other than
+    the one that served it, a product that was not among its results."""
+    problems = []
+    for i, e in enumerate(events):
+        req = served.get(e.request_id)
+        if req is None:
+            problems.append(f"events[{i}]: unknown request_id {e.request_id!r} (not answered here, or too old)")
+            continue
+        if e.variant is not None and e.variant != req.variant:
+            problems.append(f"events[{i}]: request {e.request_id} was served by variant {req.variant!r}, not {e.variant!r}")
+        if e.product_id is not None and e.product_id not in req.products:
+            problems.append(f"events[{i}]: product {e.product_id!r} was not among request {e.request_id}'s results")
+    return problems
 
 
 class EventLog:
@@ -95,6 +130,26 @@ class EventLog:
                 self._db.execute("ROLLBACK")
                 raise
             return self._db.total_changes - before
+
+    def remember(self, request: ServedRequest) -> None:
+        """Record an answered request, so its events can be checked and attributed after a restart too."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO requests VALUES (?,?,?,?,?,?)",
+                             (request.request_id, request.user_id, request.experiment, request.variant,
+                              json.dumps(request.products), time.time()))
+
+    def served(self, request_ids: Sequence[str]) -> dict[str, ServedRequest]:
+        """The answered requests among ``request_ids``."""
+        ids = list(dict.fromkeys(request_ids))
+        out: dict[str, ServedRequest] = {}
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = self._db.execute(f"SELECT request_id, user_id, experiment, variant, products FROM requests"
+                                        f" WHERE request_id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+                for rid, user, exp, variant, products in rows:
+                    out[rid] = ServedRequest(rid, user, exp, variant, tuple(json.loads(products)))
+        return out
 
     def count(self) -> int:
         with self._lock:

@@ -58,9 +58,10 @@ def test_an_experiment_from_put_to_conclude(service, keys):
             for i in range(40):
                 r = c.post("/v1/search", json={"article": "1234567"}, headers={"X-User-Id": f"shopper-{i}"})
                 assert r.status_code == 200 and r.json()["experiment"] == "lifecycle", r.text
-                events.append({"type": "impression", "request_id": r.json()["request_id"], "product_id": "p1"})
+                shown = r.json()["results"][0]["product_id"]
+                events.append({"type": "impression", "request_id": r.json()["request_id"], "product_id": shown})
                 if i % 3 == 0:
-                    events.append({"type": "click", "request_id": r.json()["request_id"], "product_id": "p1"})
+                    events.append({"type": "click", "request_id": r.json()["request_id"], "product_id": shown})
             assert c.post("/v1/events", json={"events": events}).status_code == 202
             r = c.get("/v1/admin/experiments/lifecycle/report", headers={"X-API-Key": keys["viewer"]})
             assert r.status_code == 200, r.text

@@ -118,11 +118,20 @@ def test_events_are_appended_once(service):
         assert again.status_code == 202 and again.json()["new"] == 0, "a retried event is not counted twice"
         bad = c.post("/v1/events", json={"events": [{**event, "type": "like"}]})
         assert bad.status_code == 422 and "type" in error_of(bad)["message"]
+        refused = {
+            "unknown request": {**event, "request_id": "r_never", "event_id": "evt-3"},
+            "not shown": {**event, "product_id": "p_not_shown", "event_id": "evt-4"},
+            "other variant": {**event, "variant": "treatment", "event_id": "evt-5"},
+        }
+        for why, wrong in refused.items():
+            r = c.post("/v1/events", json={"events": [{**event, "event_id": "evt-6"}, wrong]})
+            assert r.status_code == 400 and "none stored" in error_of(r)["message"], (why, r.text)
     from visearch.events import EventLog
 
     log = EventLog(service.data_dir / "events.db")
     rows = [e for e in log.read() if e["event_id"] in ("evt-1", "evt-2")]
     assert len(rows) == 2 and all(e["variant"] == "control" for e in rows)
+    assert not [e for e in log.read() if e["event_id"] in ("evt-3", "evt-4", "evt-5", "evt-6")], "a refused batch stores nothing"
 
 
 def test_health_ready_metrics_and_docs(service):
