@@ -28,6 +28,7 @@ from visearch.cli import eval as _eval  # noqa: E402,F401
 from visearch.cli import eval_curve as _eval_curve  # noqa: E402,F401
 from visearch.cli import eval_embedding as _eval_embedding  # noqa: E402,F401
 from visearch.cli import eval_pipeline as _eval_pipeline  # noqa: E402,F401
+from visearch.cli import eval_ranker as _eval_ranker  # noqa: E402,F401
 from visearch.cli import eval_vision as _eval_vision  # noqa: E402,F401
 from visearch.cli import experiments as _experiments  # noqa: E402,F401
 from visearch.cli import index as _index  # noqa: E402,F401

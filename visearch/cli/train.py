@@ -91,3 +91,19 @@ def classifier(
 
     run_training(MODEL_NAME, RECIPES, recipe, alias, if_missing,
                  lambda settings: train_classifier(data, settings, recipe=recipe, alias=alias, progress=not quiet))
+
+
+@train_app.command("ranker")
+def ranker(
+    data: Data,
+    recipe: Annotated[str, typer.Option("--recipe", help="quick (seconds), full (the default bundle's), tiny (smoke test)")] = "quick",
+    alias: Alias = None,
+    if_missing: IfMissing = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train the XGBoost ranker on a data set's logged sessions and register visearch-ranker (figures: held-out
+    sessions, against similarity order)."""
+    from training.ranker import MODEL_NAME, RECIPES, train_ranker
+
+    run_training(MODEL_NAME, RECIPES, recipe, alias, if_missing,
+                 lambda settings: train_ranker(data, settings, recipe=recipe, alias=alias, progress=not quiet))

@@ -53,7 +53,7 @@ class ModelRecorder:
 
     def curve(self, metrics: dict[str, float], step: int, prefix: str = "train") -> None:
         """Points of the training curves at ``step`` (an epoch), under ``prefix/``."""
-        self._log({f"{prefix}/{k}": float(v) for k, v in metrics.items()}, step)
+        self._log(flat_metrics(metrics, prefix), step)
 
     def figures(self, tree: dict[str, Any], prefix: str = "val") -> None:
         """Final figures (nested dicts allowed), flattened to one key scheme."""

@@ -1,0 +1,54 @@
+"""The ranker for real: features, metrics, and train/eval through the CLI on the tiny models' sessions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from visearch.ranking.features import FEATURES, Candidate, CatalogStats, candidate_features
+from visearch.ranking.ranker import mrr, ndcg_at
+
+
+def test_ndcg_and_mrr():
+    assert ndcg_at([3, 0, 0], [0.9, 0.5, 0.1]) == pytest.approx(1.0)
+    assert ndcg_at([0, 0, 3], [0.9, 0.5, 0.1]) == pytest.approx(0.5)  # (2^3-1)/log2(4) over (2^3-1)/log2(2)
+    assert ndcg_at([0, 0], [1, 2]) == 0.0
+    assert mrr([0, 1, 0], [0.9, 0.5, 0.1]) == 0.5 and mrr([0, 0], [1, 2]) == 0.0
+
+
+def test_features_compare_prices_within_the_category():
+    stats = CatalogStats.of(["sofa", "sofa", "mug", "mug"], [30000, 50000, 300, 500])
+    cands = [Candidate("a", "sofa", 20000.0, 4.5, 100), Candidate("b", "mug", 800.0, 3.0, 0), Candidate("c", None, None, None, None)]
+    X = candidate_features(np.array([0.9, 0.7, 0.2]), np.array([0.8, 0.75, 0.1]), cands, stats, category="sofa",
+                           articles=frozenset({"b"}))
+    assert X.shape == (3, len(FEATURES))
+    f = {name: X[:, i] for i, name in enumerate(FEATURES)}
+    assert f["log_price_ratio"][0] < 0 < f["log_price_ratio"][1], "a cheap sofa, a dear mug"
+    assert list(f["rank"]) == [0, 1, 2] and f["similarity_gap"][0] == 0.0
+    assert list(f["category_agrees"]) == [1, 0, 0] and list(f["article_match"]) == [0, 1, 0]
+    assert f["log_reviews"][2] == 0 and np.isfinite(X).all()
+    assert (candidate_features(np.array([0.5]), np.array([0.5]), cands[:1], stats)[0, FEATURES.index("category_agrees")]
+            == -1), "no detected category"
+    assert CatalogStats.from_dict(stats.to_dict()) == stats
+
+
+def test_train_and_eval_ranker_through_the_cli(tiny_models, tiny_synth, tmp_path, cli):
+    root = tmp_path / "r"
+    shutil.copytree(tiny_models / "data", root / "data", ignore=shutil.ignore_patterns("events.db*", "index*", "runs"))
+    (root / "home").mkdir()
+    r = cli(root, "train", "ranker", "--data", str(tiny_synth), "--recipe", "tiny", "--alias", "champion", "--quiet")
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = cli(root, "eval", "ranker", "--data", str(tiny_synth), "--split", "train", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(r.stdout)
+    assert set(report) >= {"ranker", "similarity", "n_queries"} and report["n_queries"] > 0
+    for order in ("ranker", "similarity"):
+        assert set(report[order]) == {"ndcg@10", "mrr"} and 0 <= report[order]["ndcg@10"] <= 1
+    assert report["model"] == "visearch-ranker/1"
+    card = json.loads(cli(root, "models", "show", "models:/visearch-ranker@champion", "--json").stdout)["card"]
+    assert card["task"] == "ranker" and card["pretrained"] is False and "ndcg@10" in card["val_metrics"]["ranker"]
+    r = cli(root, "eval", "ranker", "--data", str(tmp_path / "nope"), "--json")
+    assert r.returncode != 0 and "nope" in r.stderr and "Traceback" not in r.stderr
