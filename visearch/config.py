@@ -224,6 +224,20 @@ class ServingSettings(BaseModel):
     search: DeploymentSettings = DeploymentSettings(num_cpus=0.25, max_ongoing_requests=32)
 
 
+class RankingSettings(BaseModel):
+    """The learned ranker and the online re-ranker on top of it."""
+
+    candidates: int = Field(50, ge=1, le=1000, description="similarity candidates the ranker reorders per query")
+    online_checkpoint: Path | None = Field(None, description="online re-ranker weights and event cursor; "
+                                           "defaults to <data_dir>/online/reranker.json")
+    online_learning_rate: float = Field(0.05, gt=0, description="SGD step size at the start")
+    online_decay: float = Field(1e-4, ge=0, description="step size at update t: rate / (1 + decay * t)")
+    online_max_gradient: float = Field(1.0, gt=0, description="each step's gradient norm is clipped to this")
+    online_max_norm: float = Field(20.0, gt=0, description="weights beyond this norm are unhealthy: the ranker's order stands")
+    online_weight: float = Field(1.0, ge=0, description="how far the online logit moves the ranker's score (0: off)")
+    online_l2: float = Field(1e-4, ge=0, description="weight decay per step")
+
+
 class ExperimentSettings(BaseModel):
     """A/B experiments: who may change them, how reports judge them."""
 
@@ -254,6 +268,7 @@ class Settings(BaseSettings):
     index: IndexSettings = IndexSettings()
     serving: ServingSettings = ServingSettings()
     experiments: ExperimentSettings = ExperimentSettings()
+    ranking: RankingSettings = RankingSettings()
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
@@ -263,6 +278,8 @@ class Settings(BaseSettings):
             self.serving.events_path = self.data_dir / "events.db"
         if self.serving.experiments_dir is None:
             self.serving.experiments_dir = self.data_dir / "experiments"
+        if self.ranking.online_checkpoint is None:
+            self.ranking.online_checkpoint = self.data_dir / "online" / "reranker.json"
         if self.experiments.api_keys_path is None:
             self.experiments.api_keys_path = self.data_dir / "api_keys.json"
         if self.models.mlflow_tracking_uri is None:
