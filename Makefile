@@ -42,18 +42,36 @@ data/index/CURRENT: data/vectors/demo.parquet
 	$(VENV)/bin/visearch calibrate --data $(DEMO_DIR) --quiet --if-missing
 
 ## models: the default bundle again from scratch, with the full recipes (hours on 2 cores, minutes on a GPU):
-## data sets, detector, backbone, head, crop classifier, then models/default.tar.gz and its cards (docs/models.md)
+## data sets, detector, backbone, head, crop classifier, then models/default.tar.gz and its cards (docs/models.md).
+## Each finished step leaves a stamp in $(MADE): cut short, `make models` goes on from the step it was in.
 TRAIN_DIR ?= data/train2k
-models: $(STAMP)
-	test -f $(DEMO_DIR)/manifest.json || $(VENV)/bin/visearch synth --out $(DEMO_DIR) --products $(DEMO_PRODUCTS) --seed 0 --quiet
-	test -f $(TRAIN_DIR)/manifest.json || $(VENV)/bin/visearch synth --out $(TRAIN_DIR) --products 2000 --seed 1 --quiet
-	$(VENV)/bin/visearch train detector --data $(DEMO_DIR) --recipe full --alias champion
-	$(VENV)/bin/visearch train backbone --data $(TRAIN_DIR) --recipe full --alias champion --quiet
-	$(VENV)/bin/visearch train head --data $(TRAIN_DIR) --recipe full --alias champion --quiet
-	$(VENV)/bin/visearch train classifier --data $(TRAIN_DIR) --recipe full --alias champion --quiet
-	$(VENV)/bin/visearch models export models:/visearch-detector@champion models:/visearch-classifier@champion \
+MADE ?= data/made
+V := $(VENV)/bin/visearch
+models: $(MADE)/bundle
+
+$(MADE)/demo-data: | $(STAMP)
+	test -f $(DEMO_DIR)/manifest.json || $(V) synth --out $(DEMO_DIR) --products $(DEMO_PRODUCTS) --seed 0 --quiet
+	@mkdir -p $(MADE) && touch $@
+$(MADE)/train-data: | $(STAMP)
+	test -f $(TRAIN_DIR)/manifest.json || $(V) synth --out $(TRAIN_DIR) --products 2000 --seed 1 --quiet
+	@mkdir -p $(MADE) && touch $@
+$(MADE)/detector: $(MADE)/demo-data
+	$(V) train detector --data $(DEMO_DIR) --recipe full --alias champion
+	@touch $@
+$(MADE)/backbone: $(MADE)/train-data
+	$(V) train backbone --data $(TRAIN_DIR) --recipe full --alias champion --quiet
+	@touch $@
+$(MADE)/head: $(MADE)/backbone
+	$(V) train head --data $(TRAIN_DIR) --recipe full --alias champion --quiet
+	@touch $@
+$(MADE)/classifier: $(MADE)/train-data
+	$(V) train classifier --data $(TRAIN_DIR) --recipe full --alias champion --quiet
+	@touch $@
+$(MADE)/bundle: $(MADE)/detector $(MADE)/head $(MADE)/classifier
+	$(V) models export models:/visearch-detector@champion models:/visearch-classifier@champion \
 		models:/visearch-embedder@champion models:/visearch-embedder-baseline@champion \
 		--out $(BUNDLE) --label default --note "full recipes, make models"
+	@touch $@
 
 ## test: the whole suite, outbound network blocked (loopback allowed)
 test: $(STAMP)
