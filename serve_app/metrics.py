@@ -24,6 +24,13 @@ class Metrics:
         self.stage = Histogram("visearch_stage_seconds", "stage latency by stage and variant",
                                ["stage", "variant"], buckets=_BUCKETS, registry=self.registry)
         self.events = Counter("visearch_events", "feedback events accepted by type", ["type"], registry=self.registry)
+        self.shadow_latency = Histogram("visearch_shadow_seconds", "latency of shadow variants' searches", ["variant"],
+                                        buckets=_BUCKETS, registry=self.registry)
+        self.shadow_overlap = Histogram("visearch_shadow_overlap", "share of the live top-k a shadow variant also found",
+                                        ["variant"], buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+                                        registry=self.registry)
+        self.shadow_errors = Counter("visearch_shadow_errors", "shadow searches that failed", ["variant"],
+                                     registry=self.registry)
 
     def observe_stages(self, timings_ms: dict[str, float], variant: str) -> None:
         for stage, ms in timings_ms.items():

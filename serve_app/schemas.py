@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from visearch.events import EventType
-from visearch.experiments import Experiment, Variant
+from visearch.experiments import Experiment, Guardrails, Variant
 
 
 class _Out(BaseModel):
@@ -132,6 +132,7 @@ class ExperimentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     variants: list[Variant] = Field(min_length=1)
     salt: str = Field("", description="assignment salt; default the experiment's name (keep it to keep users in their arms)")
+    guardrails: Guardrails | None = Field(None, description="per-variant latency and error limits; a breach stops it")
     serve: bool = Field(True, description="make it the experiment the service routes by")
 
     @model_validator(mode="after")

@@ -8,15 +8,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
 from PIL import Image
 
 from serve_app.metrics import Metrics
+from visearch.ab.guardrails import GuardrailWatch
 from visearch.config import Settings
-from visearch.errors import InvalidArgumentError, NotFoundError
+from visearch.errors import InvalidArgumentError, NotFoundError, VisearchError
 from visearch.events import Event, EventLog, ServedRequest, check_events
 from visearch.experiments import Experiment, ExperimentStore, Variant, assign, default_experiment
 from visearch.index import SearchFilter
@@ -61,6 +63,8 @@ class Frontend:
         self.metrics = Metrics()
         self._experiment = default_experiment(settings.models.embedder, settings.index.online_dim)
         self._stamp: tuple[str | None, int] = (None, 0)
+        self._watch: tuple[tuple[str, int], GuardrailWatch] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._checked = 0.0
         self.reload_experiment()
 
@@ -102,15 +106,74 @@ class Frontend:
                                 tuple(dict.fromkeys(shown)))
         await asyncio.to_thread(self.events.remember, request)
 
+    @asynccontextmanager
+    async def _watched(self, exp: Experiment, variant: Variant) -> AsyncIterator[None]:
+        """Time a search of ``variant`` against the experiment's guardrails; a breach stops the experiment."""
+        t = time.perf_counter()
+        failed = False
+        try:
+            yield
+        except Exception as e:
+            failed = not (isinstance(e, VisearchError) and e.http_status < 500)
+            raise
+        finally:
+            if exp.guardrails is not None and exp.active:
+                if self._watch is None or self._watch[0] != (exp.name, exp.version):
+                    self._watch = ((exp.name, exp.version), GuardrailWatch(exp.guardrails))
+                breach = self._watch[1].observe(variant.name, (time.perf_counter() - t) * 1000, failed)
+                if breach:
+                    self._trip(exp, breach)
+
+    def _trip(self, exp: Experiment, reason: str) -> None:
+        """Stop ``exp`` (a new inactive version) and route by it at once; other replicas follow on reload."""
+        try:
+            current = self.experiments.get(exp.name)
+            if current.active:
+                current = self.experiments.put(current.model_copy(update={"active": False, "stopped_reason": reason,
+                                                                          "version": 0}))
+            self._experiment, self._stamp = current, self.experiments.stamp()
+            log.warning("experiment %s stopped, everyone to %s: %s", exp.name, current.control.name, reason)
+        except Exception as e:  # noqa: BLE001 - a failed stop must not fail the request that tripped it
+            log.error("could not stop experiment %s after %s: %s", exp.name, reason, e)
+
+    def _shadow(self, exp: Experiment, session: PhotoSession, answer: Answer) -> None:
+        """Search the same object with each shadow variant in the background; the answer is not waited for."""
+        if not exp.shadows or not exp.active or answer.picked is None:
+            return
+        for v in exp.shadows:
+            task = asyncio.create_task(self._shadow_search(exp, v, session, answer))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _shadow_search(self, exp: Experiment, variant: Variant, session: PhotoSession, live: Answer) -> None:
+        t = time.perf_counter()
+        try:
+            shadow = await self.flow.again(session, variant=variant, experiment=exp.name, object_id=live.picked, box=None,
+                                           top_k=max(1, len(live.results)), all_objects=False, filter=None,
+                                           request_id=new_id("r"))
+        except Exception as e:  # noqa: BLE001 - a shadow never affects live traffic
+            self.metrics.shadow_errors.labels(variant.name).inc()
+            log.warning("shadow %s of %s failed: %s", variant.name, live.request_id, e)
+            return
+        ms = (time.perf_counter() - t) * 1000
+        live_ids = [r.product_id for r in live.results]
+        overlap = len(set(live_ids) & {r.product_id for r in shadow.results}) / max(1, len(live_ids))
+        self.metrics.shadow_latency.labels(variant.name).observe(ms / 1000)
+        self.metrics.shadow_overlap.labels(variant.name).observe(overlap)
+        log.info("shadow %s of %s (live %s): %.0f ms, top-%d overlap %.2f", variant.name, live.request_id, live.variant,
+                 ms, len(live_ids), overlap)
+
     async def photo(self, image: Image.Image, user_id: str, *, top_k: int | None, all_objects: bool,
                     filter: SearchFilter | None) -> Answer:
         exp, variant = self.variant_for(user_id)
-        answer, session = await self.flow.photo(image, variant=variant, experiment=exp.name, top_k=top_k,
-                                                all_objects=all_objects, filter=filter, request_id=new_id("r"))
+        async with self._watched(exp, variant):
+            answer, session = await self.flow.photo(image, variant=variant, experiment=exp.name, top_k=top_k,
+                                                    all_objects=all_objects, filter=filter, request_id=new_id("r"))
         served = Served(user_id, exp.name, variant.name)
         answer.session_id = self.sessions.put((session, served))
         await self._remember(answer, served)
         self.metrics.observe_stages(answer.timings_ms, variant.name)
+        self._shadow(exp, session, answer)
         return answer
 
     async def search(self, user_id: str, *, session_id: str | None, object_id: int | None, box: list[float] | None,
@@ -120,8 +183,9 @@ class Frontend:
             raise InvalidArgumentError("give exactly one of object_id, box, article or all_objects=true")
         if article is not None:
             exp, variant = self.variant_for(user_id)
-            answer = await self.flow.article(article, variant=variant, experiment=exp.name, top_k=top_k,
-                                             filter=filter, request_id=new_id("r"))
+            async with self._watched(exp, variant):
+                answer = await self.flow.article(article, variant=variant, experiment=exp.name, top_k=top_k,
+                                                 filter=filter, request_id=new_id("r"))
             answer.session_id = session_id
             served = Served(user_id, exp.name, variant.name)
         else:
@@ -133,8 +197,10 @@ class Frontend:
                 variant = exp.variant(served.variant) if exp.name == served.experiment else assign(exp, user_id)
             except NotFoundError:
                 variant = assign(exp, user_id)
-            answer = await self.flow.again(session, variant=variant, experiment=exp.name, object_id=object_id, box=box,
-                                           top_k=top_k, all_objects=all_objects, filter=filter, request_id=new_id("r"))
+            async with self._watched(exp, variant):
+                answer = await self.flow.again(session, variant=variant, experiment=exp.name, object_id=object_id,
+                                               box=box, top_k=top_k, all_objects=all_objects, filter=filter,
+                                               request_id=new_id("r"))
             answer.session_id = session_id
             served = Served(user_id, exp.name, variant.name)
         await self._remember(answer, served)

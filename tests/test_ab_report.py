@@ -81,3 +81,18 @@ def test_weight_changes_keep_srm_honest_and_movers_are_left_out(tmp_path):
 def test_control_must_exist(tmp_path):
     with pytest.raises(Exception, match="no variant"):
         experiment_report([], [split()], control="nope")
+
+
+def test_guardrails_judge_each_variant_after_enough_requests():
+    from visearch.ab.guardrails import GuardrailWatch
+    from visearch.experiments import Guardrails
+
+    watch = GuardrailWatch(Guardrails(p95_ms=100, max_error_rate=0.1, min_requests=20, window=50))
+    assert all(watch.observe("a", 500.0, False) is None for _ in range(19)), "too few requests to judge"
+    assert "p95 latency 500 ms > 100 ms" in watch.observe("a", 500.0, False)
+    for _ in range(40):
+        assert watch.observe("b", 20.0, False) is None
+    reason = None
+    for _ in range(10):
+        reason = reason or watch.observe("b", 20.0, True)
+    assert reason is not None and "error rate" in reason and "'b'" in reason

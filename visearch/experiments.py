@@ -36,7 +36,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from visearch.errors import DatasetError, InvalidArgumentError, NotFoundError
 
-__all__ = ["Variant", "Experiment", "Conclusion", "assign", "bucket", "reallocate", "ExperimentStore", "default_experiment", "BUCKETS"]
+__all__ = ["Variant", "Experiment", "Conclusion", "Guardrails", "assign", "bucket", "reallocate", "ExperimentStore", "default_experiment", "BUCKETS"]
 
 BUCKETS = 100  # weights are integer percentages
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -50,17 +50,34 @@ def _checked_name(kind: str, v: str) -> str:
 
 
 class Variant(BaseModel):
-    """One arm: what its users are searched with."""
+    """One arm: what its users are searched with. A ``shadow`` arm (weight 0) serves nobody: it searches a
+    copy of the live traffic, and only its latency and its overlap with what was served are recorded."""
 
     name: str
     weight: int = Field(ge=0, le=BUCKETS)
     embedder: str = "models:/visearch-embedder@champion"
     online_dim: Literal[128, 256] = 128
+    shadow: bool = False
+
+    @model_validator(mode="after")
+    def _shadow_has_no_users(self) -> Variant:
+        if self.shadow and self.weight:
+            raise ValueError(f"shadow variant {self.name!r} must have weight 0 (it serves nobody)")
+        return self
 
     @field_validator("name")
     @classmethod
     def _name_ok(cls, v: str) -> str:
         return _checked_name("variant", v)
+
+
+class Guardrails(BaseModel):
+    """Limits per variant over its last ``window`` requests; a breach stops the experiment (everyone to control)."""
+
+    p95_ms: float | None = Field(None, gt=0, description="95th percentile request latency, ms")
+    max_error_rate: float | None = Field(None, ge=0, le=1, description="share of requests failing with a 5xx")
+    min_requests: int = Field(50, ge=1, description="requests a variant must have had before it is judged")
+    window: int = Field(500, ge=10, description="recent requests per variant that are judged")
 
 
 class Conclusion(BaseModel):
@@ -88,6 +105,7 @@ class Experiment(BaseModel):
     created: float | None = None  # set by the store (unix time): which version was live when
     stopped_reason: str | None = None
     concluded: Conclusion | None = None
+    guardrails: Guardrails | None = None
 
     @field_validator("name")
     @classmethod
@@ -115,6 +133,10 @@ class Experiment(BaseModel):
     def owners(self) -> list[str]:
         """Which variant owns each bucket (contiguous in the variants' order when no allocation is set)."""
         return self.allocation if self.allocation is not None else reallocate(None, self.variants)
+
+    @property
+    def shadows(self) -> list[Variant]:
+        return [v for v in self.variants if v.shadow]
 
     @property
     def control(self) -> Variant:

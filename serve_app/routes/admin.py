@@ -59,7 +59,7 @@ def get_experiment(name: Name, frontend: FrontendDep, _: Viewer,
 @router.put("/experiments/{name}", status_code=201, responses={400: {"model": ErrorBody}, 409: {"model": ErrorBody}},
             summary="Store a new version (weights changed minimally for users already assigned) and serve it")
 def put_experiment(name: Name, body: ExperimentIn, frontend: FrontendDep, _: Admin) -> Experiment:
-    experiment = Experiment(name=name, variants=body.variants, salt=body.salt)
+    experiment = Experiment(name=name, variants=body.variants, salt=body.salt, guardrails=body.guardrails)
     return _admin(frontend).set(experiment, serve=body.serve)
 
 

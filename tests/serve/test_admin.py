@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pyarrow.parquet as pq
 import pytest
 
 from visearch.api_keys import ApiKeys
@@ -55,8 +56,9 @@ def test_an_experiment_from_put_to_conclude(service, keys):
             assert r.json()["version"] == 1 and len(r.json()["allocation"]) == 100
             time.sleep(1.5)  # the service's reload interval
             events = []
+            article = pq.read_table(service.catalog_dir / "products.parquet", columns=["article"]).column(0)[0].as_py()
             for i in range(40):
-                r = c.post("/v1/search", json={"article": "1234567"}, headers={"X-User-Id": f"shopper-{i}"})
+                r = c.post("/v1/search", json={"article": article}, headers={"X-User-Id": f"shopper-{i}"})
                 assert r.status_code == 200 and r.json()["experiment"] == "lifecycle", r.text
                 shown = r.json()["results"][0]["product_id"]
                 events.append({"type": "impression", "request_id": r.json()["request_id"], "product_id": shown})
@@ -81,4 +83,35 @@ def test_an_experiment_from_put_to_conclude(service, keys):
             assert c.get("/v1/admin/experiments/nope", headers=admin).status_code == 404
     finally:
         ExperimentStore(service.data_dir / "experiments").serve(None)
+        time.sleep(1.5)
+
+
+def test_a_guardrail_breach_stops_the_experiment_and_a_shadow_searches_aside(service, keys):
+    admin = {"X-API-Key": keys["admin"]}
+    store = ExperimentStore(service.data_dir / "experiments")
+    spec = {"variants": [{"name": "control", "weight": 50}, {"name": "slow", "weight": 50},
+                         {"name": "aside", "weight": 0, "shadow": True}],
+            "guardrails": {"p95_ms": 0.01, "min_requests": 4}}  # no search answers in 10 microseconds
+    try:
+        with service.client() as c:
+            r = c.put("/v1/admin/experiments/guarded-run", json=spec, headers=admin)
+            assert r.status_code == 201, r.text
+            time.sleep(1.5)
+            photo = next((service.catalog_dir / "scenes" / "images" / "test").glob("sc*.jpg")).read_bytes()
+            r = c.post("/v1/photo", files={"image": ("p.jpg", photo, "image/jpeg")}, headers={"X-User-Id": "u-shadow"})
+            assert r.status_code == 200 and r.json()["variant"] in ("control", "slow")
+            for i in range(6):
+                r = c.post("/v1/search", json={"article": "1234567"}, headers={"X-User-Id": f"g{i}"})
+                assert r.status_code == 200
+            stopped = store.get("guarded-run")
+            assert not stopped.active and "guardrail" in stopped.stopped_reason and "p95" in stopped.stopped_reason
+            variants = {c.post("/v1/search", json={"article": "1234567"}, headers={"X-User-Id": f"after-{i}"}).json()["variant"]
+                        for i in range(6)}
+            assert variants == {"control"}, "after the breach everyone is in control"
+            time.sleep(2)  # the shadow search runs after the answer
+            metrics = c.get("/metrics").text
+            assert 'visearch_shadow_overlap_count{variant="aside"}' in metrics or \
+                   'visearch_shadow_errors_total{variant="aside"}' in metrics
+    finally:
+        store.serve(None)
         time.sleep(1.5)
