@@ -266,7 +266,7 @@ def _one_size(n: int, pool: _Pool, run: _Run) -> dict[str, Any]:
     entry: dict[str, Any] = {"size": n, "n_products": n,
                              "from_distractors": sum(p.startswith(DISTRACTOR_PREFIX) for p in pool.order[:n]),
                              "photos": result.get("photos")}
-    entry.update({kind: figures(result.get(kind)) for kind in ASKING})
+    entry.update({kind: figures(result.get(kind)) for kind in ASKING if kind in result})
     if "by_kind" in result:
         entry["by_kind"] = figures(result["by_kind"])
     entry["photo_latency_ms"] = result.get("photo_latency_ms")
@@ -363,7 +363,7 @@ def plot_curve(report: dict[str, Any], path: Path) -> Path:
     entries = report["sizes"]
     xs = [e["n_products"] for e in entries]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    for kind, colour in zip(ASKING, ("tab:blue", "tab:orange"), strict=True):
+    for kind, colour in zip(ASKING, ("tab:blue", "tab:orange", "tab:grey"), strict=True):
         for metric, style in (("top10", "-o"), ("top1", "--o")):
             ys = [(e.get(kind) or {}).get(metric) for e in entries]
             if xs and all(y is not None for y in ys):

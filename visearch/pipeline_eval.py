@@ -7,7 +7,11 @@ figure a shopper sees). Two ways of asking are scored:
 * ``auto``: the object the service picks by itself; a hit when the true product of the
   object it picked (the true box it overlaps most) is in the results;
 * ``tapped``: every true object the shopper could tap, searched through the detection that
-  overlaps its true box most (a follow-up search of the same session).
+  overlaps its true box most (a follow-up search of the same session): each product of a shopper
+  photo, and the product a screenshot is about (its first object);
+* ``peeking``: products peeking into a screenshot from its edge (a second card below or beside,
+  partly cut off), asked the same way and reported apart: what the shopper sent the page for
+  is the product it shows.
 
 Article hits (a number read off the photo naming its product) are counted apart. Every
 figure is given for all photos and per kind of photo (``by_kind``): ``shopper`` photos of
@@ -92,7 +96,7 @@ class HttpClient:
 
 @dataclass
 class _Query:
-    kind: str  # auto | tapped
+    kind: str  # auto | tapped | peeking
     photo_kind: str
     product: str
     ranked: list[str]
@@ -186,12 +190,13 @@ def run_queries(client: PipelineClient, data: Path, split: str = "test", limit: 
             queries.append(_score("auto", photo_kind, truths[best], answer, categories, picked))
         else:
             queries.append(_Query("auto", photo_kind, truths[0]["product_id"], [], None, None, None, False, None))
-        # tapped: each true object through the detection overlapping it most
-        for truth, tb in zip(truths, true_boxes, strict=True):
+        # tapped (peeking for a screenshot's later objects): each true object through the detection overlapping it most
+        for j, (truth, tb) in enumerate(zip(truths, true_boxes, strict=True)):
             scores = [iou(b, tb) for b in boxes]
             obj = int(np.argmax(scores))
             follow = answer if obj == picked else client.again(answer["session_id"], obj, k)
-            queries.append(_score("tapped", photo_kind, truth, follow, categories, obj))
+            asking = "peeking" if photo_kind == "screenshot" and j > 0 else "tapped"
+            queries.append(_score(asking, photo_kind, truth, follow, categories, obj))
     return queries, latencies
 
 
@@ -223,13 +228,17 @@ def _summary(qs: list[_Query]) -> dict[str, Any]:
     }
 
 
-ASKING = ("auto", "tapped")  # the object the service picked, every object a shopper could tap
+ASKING = ("auto", "tapped", "peeking")  # the object the service picked, the ones a shopper taps, those peeking in
 
 
 def _figures(queries: list[_Query]) -> dict[str, Any]:
-    """Photos (one auto query each) and the summary of each way of asking."""
-    return {"photos": sum(q.kind == "auto" for q in queries),
-            **{asking: _summary([q for q in queries if q.kind == asking]) for asking in ASKING}}
+    """Photos (one auto query each) and the summary of each way of asking (peeking only where there are any)."""
+    out: dict[str, Any] = {"photos": sum(q.kind == "auto" for q in queries)}
+    for asking in ASKING:
+        chosen = [q for q in queries if q.kind == asking]
+        if chosen or asking != "peeking":
+            out[asking] = _summary(chosen)
+    return out
 
 
 def evaluate_pipeline(client: PipelineClient, data: Path, *, split: str = "test", limit: int | None = None,

@@ -304,6 +304,12 @@ def test_pipeline_figures_per_kind(tiny_synth):
             assert figures["top1"] == figures["top10"] == want
     assert 0 < report["tapped"]["top1"] < 1
     assert report["tapped"]["n"] == by_kind["shopper"]["tapped"]["n"] + by_kind["screenshot"]["tapped"]["n"]
+    # a screenshot's own product is tapped; products peeking in from the edge are counted apart
+    scenes = _table(tiny_synth)
+    shots = {sid: rows for sid, rows in _photos(scenes).items() if sid.startswith("scr") and scenes["split"][rows[0]] == "test"}
+    assert by_kind["screenshot"]["tapped"]["n"] == len(shots)
+    peeking = sum(len(rows) - 1 for rows in shots.values())
+    assert by_kind["screenshot"].get("peeking", {"n": 0})["n"] == peeking and "peeking" not in by_kind["shopper"]
     only = _evaluate(tiny_synth, kind="screenshot")
     assert only["kind"] == "screenshot" and list(only["by_kind"]) == ["screenshot"]
     assert only["photos"] == by_kind["screenshot"]["photos"] and only["tapped"]["top1"] == 0.0

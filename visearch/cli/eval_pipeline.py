@@ -15,6 +15,7 @@ from visearch.cli._output import stdout_to_stderr
 from visearch.cli.eval import eval_app
 from visearch.config import get_settings
 from visearch.errors import DatasetError, InvalidArgumentError
+from visearch.pipeline_eval import ASKING
 
 Data = Annotated[Path, typer.Option("--data", help="WB-Synth data set folder whose held-out photos are searched")]
 Limit = Annotated[int | None, typer.Option("--limit", min=1, help="at most this many photos")]
@@ -40,7 +41,8 @@ def _table(title: str, figures: dict[str, Any]) -> Table:
     """One kind of photo (or all): a row per figure, a column per way of asking."""
     table = Table(title=f"{title}: {figures['photos']:,} photos")
     table.add_column("")
-    for asking in ("auto", "tapped"):
+    asked = [a for a in ASKING if a in figures]
+    for asking in asked:
         table.add_column(asking, justify="right")
     rows = (
         ("queries", lambda s: f"{s['n']:,}"),
@@ -54,7 +56,7 @@ def _table(title: str, figures: dict[str, Any]) -> Table:
         ("exact-match precision", lambda s: _pct(s.get("exact", {}).get("precision"))),
     )
     for name, cell in rows:
-        table.add_row(name, *(cell(figures[asking]) for asking in ("auto", "tapped")))
+        table.add_row(name, *(cell(figures[asking]) if figures[asking].get("n") else "-" for asking in asked))
     return table
 
 
