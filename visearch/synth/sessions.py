@@ -15,7 +15,7 @@ import numpy as np
 from visearch.synth.catalog import Product
 from visearch.synth.vocab import CATEGORIES
 
-__all__ = ["simulate_sessions", "EVENT_COLUMNS", "RELEVANCE"]
+__all__ = ["simulate_sessions", "EVENT_COLUMNS", "RELEVANCE", "relevance", "shopper_acts"]
 
 RELEVANCE = {"exact": 3, "variant": 2, "category": 1, "other": 0}
 EVENT_COLUMNS = (
@@ -27,6 +27,31 @@ _EPOCH = 1_767_225_600  # 2026-01-01T00:00:00Z: fixed so the log is reproducible
 
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + np.exp(-x))
+
+
+def relevance(shown: Product, query: Product) -> int:
+    """How well ``shown`` answers a query for ``query``: the same product, a variant, the same category, other."""
+    if shown.product_id == query.product_id:
+        return RELEVANCE["exact"]
+    if shown.model_id == query.model_id:
+        return RELEVANCE["variant"]
+    if shown.look.category == query.look.category:
+        return RELEVANCE["category"]
+    return RELEVANCE["other"]
+
+
+def shopper_acts(rel: int, product: Product, position: int, rng: np.random.Generator) -> tuple[bool, bool, bool]:
+    """Whether a shopper shown ``product`` at ``position`` (1-based) clicks, adds it to the cart, orders it.
+
+    The one model of shopper behaviour: the logged sessions and the simulated shoppers that drive the
+    running service (``visearch simulate``) both act by it.
+    """
+    price_ratio = np.log(product.price / CATEGORIES[product.look.category].base_price)
+    z = -3.2 + 1.3 * rel - 0.9 * price_ratio + 0.7 * (product.rating - 4.2) + 0.12 * np.log1p(product.reviews_count) - 0.12 * position
+    clicked = bool(rng.random() < _sigmoid(z))
+    added = clicked and bool(rng.random() < _sigmoid(-1.0 + 0.6 * (rel == 3) + 0.6 * (product.rating - 4.2) - 0.8 * price_ratio))
+    ordered = added and bool(rng.random() < _sigmoid(0.3 - 0.5 * price_ratio))
+    return clicked, added, ordered
 
 
 def simulate_sessions(products: list[Product], n_sessions: int, per_session: int, rng: np.random.Generator) -> dict[str, list]:
@@ -59,19 +84,8 @@ def simulate_sessions(products: list[Product], n_sessions: int, per_session: int
         t = _EPOCH + s * 37
         for pos, j in enumerate(order, start=1):
             p = products[shown[j]]
-            if shown[j] == q:
-                rel = RELEVANCE["exact"]
-            elif p.model_id == query.model_id:
-                rel = RELEVANCE["variant"]
-            elif p.look.category == query.look.category:
-                rel = RELEVANCE["category"]
-            else:
-                rel = RELEVANCE["other"]
-            price_ratio = np.log(p.price / CATEGORIES[p.look.category].base_price)
-            z = -3.2 + 1.3 * rel - 0.9 * price_ratio + 0.7 * (p.rating - 4.2) + 0.12 * np.log1p(p.reviews_count) - 0.12 * pos
-            clicked = bool(rng.random() < _sigmoid(z))
-            added = clicked and bool(rng.random() < _sigmoid(-1.0 + 0.6 * (rel == 3) + 0.6 * (p.rating - 4.2) - 0.8 * price_ratio))
-            ordered = added and bool(rng.random() < _sigmoid(0.3 - 0.5 * price_ratio))
+            rel = relevance(p, query)
+            clicked, added, ordered = shopper_acts(rel, p, pos, rng)
             row = (f"s{s:07d}", user, query.split, query.product_id, pos, p.product_id, rel, clicked, added, ordered, t + pos)
             for c, v in zip(EVENT_COLUMNS, row, strict=True):
                 cols[c].append(v)
