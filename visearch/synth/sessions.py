@@ -9,13 +9,14 @@ position bias of a list, so a ranker trained on the log has something real to le
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 
 from visearch.synth.catalog import Product
 from visearch.synth.vocab import CATEGORIES
 
-__all__ = ["simulate_sessions", "EVENT_COLUMNS", "RELEVANCE", "relevance", "shopper_acts"]
+__all__ = ["simulate_sessions", "EVENT_COLUMNS", "RELEVANCE", "ShopItem", "relevance", "shopper_acts"]
 
 RELEVANCE = {"exact": 3, "variant": 2, "category": 1, "other": 0}
 EVENT_COLUMNS = (
@@ -29,27 +30,43 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def relevance(shown: Product, query: Product) -> int:
+@dataclass(frozen=True)
+class ShopItem:
+    """What shopper behaviour depends on, from a :class:`Product` or a row of ``products.parquet``."""
+
+    product_id: str
+    model_id: str
+    category_id: int
+    price: float
+    rating: float
+    reviews_count: int
+
+    @classmethod
+    def of(cls, p: Product) -> ShopItem:
+        return cls(p.product_id, p.model_id, p.look.category, p.price, p.rating, p.reviews_count)
+
+
+def relevance(shown: ShopItem, query: ShopItem) -> int:
     """How well ``shown`` answers a query for ``query``: the same product, a variant, the same category, other."""
     if shown.product_id == query.product_id:
         return RELEVANCE["exact"]
     if shown.model_id == query.model_id:
         return RELEVANCE["variant"]
-    if shown.look.category == query.look.category:
+    if shown.category_id == query.category_id:
         return RELEVANCE["category"]
     return RELEVANCE["other"]
 
 
-def shopper_acts(rel: int, product: Product, position: int, rng: np.random.Generator) -> tuple[bool, bool, bool]:
-    """Whether a shopper shown ``product`` at ``position`` (1-based) clicks, adds it to the cart, orders it.
+def shopper_acts(rel: int, item: ShopItem, position: int, rng: np.random.Generator) -> tuple[bool, bool, bool]:
+    """Whether a shopper shown ``item`` at ``position`` (1-based) clicks, adds it to the cart, orders it.
 
     The one model of shopper behaviour: the logged sessions and the simulated shoppers that drive the
     running service (``visearch simulate``) both act by it.
     """
-    price_ratio = np.log(product.price / CATEGORIES[product.look.category].base_price)
-    z = -3.2 + 1.3 * rel - 0.9 * price_ratio + 0.7 * (product.rating - 4.2) + 0.12 * np.log1p(product.reviews_count) - 0.12 * position
+    price_ratio = np.log(item.price / CATEGORIES[item.category_id].base_price)
+    z = -3.2 + 1.3 * rel - 0.9 * price_ratio + 0.7 * (item.rating - 4.2) + 0.12 * np.log1p(item.reviews_count) - 0.12 * position
     clicked = bool(rng.random() < _sigmoid(z))
-    added = clicked and bool(rng.random() < _sigmoid(-1.0 + 0.6 * (rel == 3) + 0.6 * (product.rating - 4.2) - 0.8 * price_ratio))
+    added = clicked and bool(rng.random() < _sigmoid(-1.0 + 0.6 * (rel == 3) + 0.6 * (item.rating - 4.2) - 0.8 * price_ratio))
     ordered = added and bool(rng.random() < _sigmoid(0.3 - 0.5 * price_ratio))
     return clicked, added, ordered
 
@@ -84,8 +101,8 @@ def simulate_sessions(products: list[Product], n_sessions: int, per_session: int
         t = _EPOCH + s * 37
         for pos, j in enumerate(order, start=1):
             p = products[shown[j]]
-            rel = relevance(p, query)
-            clicked, added, ordered = shopper_acts(rel, p, pos, rng)
+            rel = relevance(ShopItem.of(p), ShopItem.of(query))
+            clicked, added, ordered = shopper_acts(rel, ShopItem.of(p), pos, rng)
             row = (f"s{s:07d}", user, query.split, query.product_id, pos, p.product_id, rel, clicked, added, ordered, t + pos)
             for c, v in zip(EVENT_COLUMNS, row, strict=True):
                 cols[c].append(v)
