@@ -115,3 +115,27 @@ def test_a_guardrail_breach_stops_the_experiment_and_a_shadow_searches_aside(ser
     finally:
         store.serve(None)
         time.sleep(1.5)
+
+
+def test_simulated_shoppers_run_an_experiment_end_to_end(service, keys):
+    from visearch.errors import InvalidArgumentError
+    from visearch.simulate import simulate
+
+    store = ExperimentStore(service.data_dir / "experiments")
+    try:
+        with service.client() as c:
+            r = c.put("/v1/admin/experiments/simulated", json=SPEC, headers={"X-API-Key": keys["admin"]})
+            assert r.status_code == 201, r.text
+        time.sleep(1.5)
+        with pytest.raises(InvalidArgumentError, match="routes by experiment 'simulated'"):
+            simulate(service.url, service.catalog_dir, 1, experiment="other", progress=False)
+        result = simulate(service.url, service.catalog_dir, 12, searches=1, workers=2, experiment="simulated", progress=False)
+        assert result["searches"] == 12 and result["failed"] == 0 and result["experiments"] == {"simulated": 12}
+        assert result["events"]["impression"] > 0 and sum(result["users_by_variant"].values()) == 12
+        with service.client() as c:
+            report = c.get("/v1/admin/experiments/simulated/report", headers={"X-API-Key": keys["viewer"]}).json()
+        assert report["users"] + report["mixed_users"] >= 12 and report["mixed_users"] == 0
+        assert sum(v["impressions"] for v in report["variants"].values()) == result["events"]["impression"]
+    finally:
+        store.serve(None)
+        time.sleep(1.5)

@@ -37,6 +37,7 @@ from visearch.cli import mlflow_server as _mlflow_server  # noqa: E402,F401
 from visearch.cli import models as _models  # noqa: E402,F401
 from visearch.cli import search as _search  # noqa: E402,F401
 from visearch.cli import serve as _serve  # noqa: E402,F401
+from visearch.cli import simulate as _simulate  # noqa: E402,F401
 from visearch.cli import synth as _synth  # noqa: E402,F401
 from visearch.cli import train as _train  # noqa: E402,F401
 from visearch.cli import train_embedding as _train_embedding  # noqa: E402,F401
