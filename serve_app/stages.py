@@ -39,8 +39,8 @@ class ServeStages:
         return await self.embedder.options(multiplexed_model_id=pinned.ref).embed.remote(list(crops))
 
     async def search(self, vectors: np.ndarray, k: int, *, online_dim: int, filter: SearchFilter | None = None,
-                     exclude: Sequence[str] = ()) -> Searched:
-        return await self.search_.search.remote(vectors, k, online_dim, filter, list(exclude))
+                     exclude: Sequence[str] = (), index: str | None = None) -> Searched:
+        return await self.search_.search.remote(vectors, k, online_dim, filter, list(exclude), index)
 
     async def lookup(self, articles: Sequence[str]) -> dict[str, Hit]:
         return await self.search_.lookup.remote(list(articles))

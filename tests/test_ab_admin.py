@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from visearch.ab.admin import ExperimentAdmin
@@ -94,3 +95,25 @@ def test_events_of_one_experiment_only(tmp_path):
                 Event("click", "r2", experiment="b", user_id="u", variant="x")])
     assert [e["type"] for e in log.of_experiment("a", page=1)] == ["click"]
     assert list(log.of_experiment("none")) == []
+
+
+def test_a_variant_searches_its_own_named_index(admin, tmp_path, cli, tiny_synth):
+    """An embedder other than the champion has its own vectors, so its variant names the index built from them."""
+    from visearch.searcher import Searcher
+
+    root = admin.settings.data_dir.parent
+    spec = Experiment(name="other-space", variants=[Variant(name="control", weight=50),
+                                                    Variant(name="other", weight=50, index="other")])
+    with pytest.raises(InvalidArgumentError, match="index-other"):
+        admin.set(spec)
+    vectors = next((admin.settings.data_dir / "vectors").glob("*.parquet"))
+    r = cli(root, "index", "build", "--vectors", str(vectors), "--catalog", str(tiny_synth / "products.parquet"), "--quiet",
+            env={"VISEARCH_INDEX__PATH": str(admin.settings.data_dir / "index-other")})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert admin.set(spec).version == 1
+    searcher = Searcher(admin.settings.index)
+    query = np.stack(pq.read_table(vectors).column("vector").to_numpy(zero_copy_only=False)[:2]).astype(np.float32)
+    own, other = searcher.search(query, 3), searcher.search(query, 3, index="other")
+    assert [h.product_id for h in own[0]] == [h.product_id for h in other[0]], "the same vectors, the same answers"
+    assert set(searcher.versions()) == {"128", "128-other"}
+    searcher.close()

@@ -57,6 +57,8 @@ class Variant(BaseModel):
     weight: int = Field(ge=0, le=BUCKETS)
     embedder: str = "models:/visearch-embedder@champion"
     online_dim: Literal[128, 256] = 128
+    index: str | None = Field(None, description="a named index of this embedder's vectors (<index path>-<name>); "
+                                                "default: the serving index (the champion's vectors)")
     shadow: bool = False
 
     @model_validator(mode="after")
@@ -69,6 +71,11 @@ class Variant(BaseModel):
     @classmethod
     def _name_ok(cls, v: str) -> str:
         return _checked_name("variant", v)
+
+    @field_validator("index")
+    @classmethod
+    def _index_ok(cls, v: str | None) -> str | None:
+        return None if v is None else _checked_name("index", v)
 
 
 class Guardrails(BaseModel):

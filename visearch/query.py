@@ -80,7 +80,7 @@ class Stages(Protocol):
     async def embed(self, crops: Sequence[Image.Image], embedder: str) -> Embedded: ...
 
     async def search(self, vectors: np.ndarray, k: int, *, online_dim: int, filter: SearchFilter | None = None,
-                     exclude: Sequence[str] = ()) -> Searched: ...
+                     exclude: Sequence[str] = (), index: str | None = None) -> Searched: ...
 
     async def lookup(self, articles: Sequence[str]) -> dict[str, Hit]: ...
 
@@ -284,7 +284,7 @@ class QueryFlow:
             if vector is not None:
                 vectors = vector[None, :]
                 searched = await self.stages.search(vectors, k - 1, online_dim=variant.online_dim, filter=filter,
-                                                    exclude=[hit.product_id]) if k > 1 else Searched([[]], "")
+                                                    exclude=[hit.product_id], index=variant.index) if k > 1 else Searched([[]], "")
                 index_version = searched.index_version
                 results += [self.result_item(h, h.score, "similar") for h in searched.hits[0]]
         return Answer(request_id or uuid.uuid4().hex, None, variant.name, experiment, index_version, {}, [],
@@ -362,7 +362,7 @@ class QueryFlow:
             rows = [i for i, c in enumerate(chosen) if c == category]
             scoped = filter if category is None else SearchFilter(
                 categories=(category,), price_min=filter.price_min if filter else None, price_max=filter.price_max if filter else None)
-            found = await self.stages.search(vectors[rows], k, online_dim=variant.online_dim, filter=scoped)
+            found = await self.stages.search(vectors[rows], k, online_dim=variant.online_dim, filter=scoped, index=variant.index)
             version = found.index_version
             for i, h in zip(rows, found.hits, strict=True):
                 hits[i] = h

@@ -25,19 +25,22 @@ from visearch.index import Hit, SearchFilter, VectorIndex, open_index
 __all__ = ["Searcher", "index_settings_for"]
 
 
-def index_settings_for(settings: IndexSettings, online_dim: int) -> IndexSettings:
-    """Where the index for ``online_dim`` lives: the configured one, or ``<path>-d<dim>`` beside it.
+def index_settings_for(settings: IndexSettings, online_dim: int, name: str | None = None) -> IndexSettings:
+    """Where the index for ``online_dim`` lives: the configured one, or ``<path>-d<dim>`` beside it; a named
+    one (a variant searching another embedder's vectors) at ``<path>-<name>`` (``-<name>-d<dim>``).
 
-    Build the second one with ``VISEARCH_INDEX__ONLINE_DIM=256 visearch index build ...``.
+    Build them with ``VISEARCH_INDEX__PATH=<path>-<name> VISEARCH_INDEX__ONLINE_DIM=256 visearch index build ...``
+    (``VISEARCH_INDEX__COLLECTION`` on a cluster).
     """
-    if online_dim == settings.online_dim:
+    if online_dim == settings.online_dim and not name:
         return settings
+    suffix = (f"-{name}" if name else "") + (f"-d{online_dim}" if online_dim != settings.online_dim else "")
     update: dict[str, object] = {"online_dim": online_dim}
     if settings.backend == "edge":
         assert settings.path is not None
-        update["path"] = Path(f"{settings.path}-d{online_dim}")
+        update["path"] = Path(f"{settings.path}{suffix}")
     else:
-        update["collection"] = f"{settings.collection}-d{online_dim}"
+        update["collection"] = f"{settings.collection}{suffix}"
     return settings.model_copy(update=update)
 
 
@@ -48,7 +51,7 @@ class Searcher:
     settings: IndexSettings
 
     def __post_init__(self) -> None:
-        self._indexes: dict[int, VectorIndex] = {}
+        self._indexes: dict[tuple[int, str | None], VectorIndex] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -57,22 +60,24 @@ class Searcher:
         searcher.index(settings.index.online_dim).count()  # fail now, not on the first query
         return searcher
 
-    def index(self, online_dim: int | None = None) -> VectorIndex:
+    def index(self, online_dim: int | None = None, name: str | None = None) -> VectorIndex:
         dim = online_dim or self.settings.online_dim
         with self._lock:
-            if dim not in self._indexes:
-                self._indexes[dim] = open_index(index_settings_for(self.settings, dim))
-            return self._indexes[dim]
+            if (dim, name) not in self._indexes:
+                self._indexes[(dim, name)] = open_index(index_settings_for(self.settings, dim, name))
+            return self._indexes[(dim, name)]
 
     @property
     def version(self) -> str:
         info = self.index().current_version()
         return info.version if info else "none"
 
-    def versions(self) -> dict[int, str]:
+    def versions(self) -> dict[str, str]:
+        """The serving version of each opened index, by online size (and name: ``"256"``, ``"128-quick"``)."""
         with self._lock:
             opened = dict(self._indexes)
-        return {dim: (v.version if (v := idx.current_version()) else "none") for dim, idx in opened.items()}
+        return {f"{dim}-{name}" if name else str(dim): (v.version if (v := idx.current_version()) else "none")
+                for (dim, name), idx in opened.items()}
 
     def refresh(self) -> bool:
         """Pick up index versions built or rolled back since; True when any switched."""
@@ -81,12 +86,12 @@ class Searcher:
         return any([idx.refresh() for idx in opened])
 
     def search(self, vectors: np.ndarray, k: int, *, online_dim: int | None = None,
-               filter: SearchFilter | None = None, exclude: Sequence[str] = ()) -> list[list[Hit]]:
+               filter: SearchFilter | None = None, exclude: Sequence[str] = (), index: str | None = None) -> list[list[Hit]]:
         """Top ``k`` distinct products for each full MRL vector, best first, ``exclude`` left out."""
         if vectors.ndim != 2 or not len(vectors):
             raise InvalidArgumentError(f"search takes a (n, dim) matrix of vectors, got shape {vectors.shape}")
         drop = set(exclude)
-        found = self.index(online_dim).search_batch(vectors, k + len(drop), mode="two_stage", filter=filter)
+        found = self.index(online_dim, index).search_batch(vectors, k + len(drop), mode="two_stage", filter=filter)
         out = []
         for hits in found:
             seen: set[str] = set()

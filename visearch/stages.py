@@ -108,8 +108,8 @@ class LocalStages:
         return self.embedder(embedder).embed(crops)
 
     async def search(self, vectors: np.ndarray, k: int, *, online_dim: int, filter: SearchFilter | None = None,
-                     exclude: Sequence[str] = ()) -> Searched:
-        hits = self.searcher.search(vectors, k, online_dim=online_dim, filter=filter, exclude=exclude)
+                     exclude: Sequence[str] = (), index: str | None = None) -> Searched:
+        hits = self.searcher.search(vectors, k, online_dim=online_dim, filter=filter, exclude=exclude, index=index)
         return Searched(hits, self.searcher.version)
 
     async def lookup(self, articles: Sequence[str]) -> dict[str, Hit]:

@@ -22,8 +22,8 @@ class SearchDeployment:
         self._stop = every(self.settings.serving.reload_interval_s, self.searcher.refresh, "index-refresh")
 
     def search(self, vectors: np.ndarray, k: int, online_dim: int, filter: SearchFilter | None,
-               exclude: Sequence[str]) -> Searched:
-        return Searched(self.searcher.search(vectors, k, online_dim=online_dim, filter=filter, exclude=exclude),
+               exclude: Sequence[str], index: str | None = None) -> Searched:
+        return Searched(self.searcher.search(vectors, k, online_dim=online_dim, filter=filter, exclude=exclude, index=index),
                         self.searcher.version)
 
     def lookup(self, articles: Sequence[str]) -> dict[str, Hit]:
@@ -40,7 +40,7 @@ class SearchDeployment:
 
     def info(self) -> dict[str, Any]:
         return {"index": self.searcher.version, "products": self.searcher.index().count(),
-                "online_dims": {str(k): v for k, v in self.searcher.versions().items()}}
+                "online_dims": self.searcher.versions()}
 
     def __del__(self) -> None:
         stop = getattr(self, "_stop", None)

@@ -66,10 +66,11 @@ class ExperimentAdmin:
                 pin_model(v.embedder, self.settings)
             except Exception as e:  # noqa: BLE001 - each problem is reported, not the first only
                 problems.append(f"variant {v.name!r}: embedder {v.embedder!r} does not resolve ({str(e).splitlines()[0]})")
-            index = index_settings_for(self.settings.index, v.online_dim)
+            index = index_settings_for(self.settings.index, v.online_dim, v.index)
             if index.backend == "edge" and index.path is not None and not (index.path / "CURRENT").is_file():
                 problems.append(f"variant {v.name!r}: no {v.online_dim}-d index at {index.path}; build it with "
-                                f"VISEARCH_INDEX__ONLINE_DIM={v.online_dim} visearch index build ...")
+                                f"VISEARCH_INDEX__PATH={index.path} VISEARCH_INDEX__ONLINE_DIM={v.online_dim} "
+                                "visearch index build ...")
         if problems:
             raise InvalidArgumentError("; ".join(problems))
 
