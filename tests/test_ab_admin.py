@@ -22,36 +22,39 @@ from visearch.registry import ModelStore, parse_ref
 def admin(tiny_models: Path, tmp_path: Path) -> ExperimentAdmin:
     """A copy of the tiny models' data dir: promotions here leave the shared one alone."""
     data = shutil.copytree(tiny_models / "data", tmp_path / "data", ignore=shutil.ignore_patterns("events.db*"))
-    settings = Settings(data_dir=data)
-    store = ModelStore(settings)
-    champion = store.download(parse_ref("models:/visearch-embedder@champion"))
-    copy = shutil.copytree(champion, tmp_path / "candidate")
-    with store.run("tests", "candidate", {}) as run:  # a second version: the candidate an experiment may promote
-        card = json.loads((copy / "card.json").read_text())
-        assert store.register(run.info.run_id, copy, "visearch-embedder", card) == "2"
-    return ExperimentAdmin(settings)
+    return ExperimentAdmin(Settings(data_dir=data))
 
 
-def arms(a: str = "models:/visearch-embedder@champion", b: str = "models:/visearch-embedder/2", dim_b: int = 128):
+@pytest.fixture
+def candidate(admin: ExperimentAdmin, tmp_path: Path) -> str:
+    """Another version of the champion embedder: the candidate an experiment may promote."""
+    store = ModelStore(admin.settings)
+    copy = shutil.copytree(store.download(parse_ref("models:/visearch-embedder@champion")), tmp_path / "candidate")
+    with store.run("tests", "candidate", {}) as run:
+        version = store.register(run.info.run_id, copy, "visearch-embedder", json.loads((copy / "card.json").read_text()))
+    return f"models:/visearch-embedder/{version}"
+
+
+def arms(b: str, a: str = "models:/visearch-embedder@champion", dim_b: int = 128):
     return Experiment(name="heads", variants=[Variant(name="control", weight=50, embedder=a),
                                               Variant(name="treatment", weight=50, embedder=b, online_dim=dim_b)])
 
 
-def test_set_checks_references_and_indexes(admin):
+def test_set_checks_references_and_indexes(admin, candidate):
     with pytest.raises(InvalidArgumentError, match="does not resolve") as e:
         admin.set(arms(b="models:/visearch-embedder@nobody"))
     assert "treatment" in str(e.value)
     with pytest.raises(InvalidArgumentError, match="no 256-d index"):
-        admin.set(arms(dim_b=256))
+        admin.set(arms(candidate, dim_b=256))
     assert admin.store.names() == [], "a refused experiment is not stored"
-    stored = admin.set(arms())
+    stored = admin.set(arms(candidate))
     assert stored.version == 1 and admin.store.stamp() == ("heads", 1)
     assert admin.list() == [{"name": "heads", "version": 1, "serving": True, "active": True, "concluded": False,
                              "variants": {"control": 50, "treatment": 50}}]
 
 
-def test_report_conclude_and_promote(admin):
-    exp = admin.set(arms())
+def test_report_conclude_and_promote(admin, candidate):
+    exp = admin.set(arms(candidate))
     rng = np.random.default_rng(0)
     events = []
     for i in range(1500):
@@ -69,20 +72,21 @@ def test_report_conclude_and_promote(admin):
     before = store.version_of(parse_ref("models:/visearch-embedder@champion"))
     result = admin.conclude("heads", promote=True, by="owner@example.com")
     assert result["winner"] == "treatment" and "revenue_per_user" in result["reason"]
-    assert before == "1" and store.version_of(parse_ref("models:/visearch-embedder@champion")) == "2"
-    assert store.tags("visearch-embedder", "2")["promoted.champion.by"] == "owner@example.com"
-    assert "experiment heads" in store.tags("visearch-embedder", "2")["promoted.champion.reason"]
+    version = candidate.rsplit("/", 1)[1]
+    assert before != version and store.version_of(parse_ref("models:/visearch-embedder@champion")) == version
+    assert store.tags("visearch-embedder", version)["promoted.champion.by"] == "owner@example.com"
+    assert "experiment heads" in store.tags("visearch-embedder", version)["promoted.champion.reason"]
     ended = admin.get("heads")
     assert not ended.active and ended.concluded.winner == "treatment" and admin.store.stamp()[0] is None
     assert assign(ended, "user-1").name == "control", "a concluded experiment routes everyone to control"
     with pytest.raises(ConflictError):
         admin.conclude("heads")
     with pytest.raises(ConflictError):
-        admin.set(arms())
+        admin.set(arms(candidate))
 
 
-def test_stop_routes_everyone_to_control(admin):
-    admin.set(arms())
+def test_stop_routes_everyone_to_control(admin, candidate):
+    admin.set(arms(candidate))
     stopped = admin.stop("heads", "latency")
     assert not stopped.active and stopped.stopped_reason == "latency" and stopped.version == 2
     assert {assign(stopped, f"u{i}").name for i in range(200)} == {"control"}
