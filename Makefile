@@ -8,7 +8,7 @@ DEMO_DIR ?= data/demo
 DEMO_PRODUCTS ?= 1000
 BUNDLE ?= models/default.tar.gz
 
-.PHONY: install demo test bench lint clean models
+.PHONY: install demo demo-ab test bench lint clean models
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,19 @@ data/vectors/demo.parquet: $(DEMO_DIR)/manifest.json
 data/index/CURRENT: data/vectors/demo.parquet
 	$(VENV)/bin/visearch index build --vectors $< --catalog $(DEMO_DIR)/products.parquet
 	$(VENV)/bin/visearch calibrate --data $(DEMO_DIR) --quiet --if-missing
+
+## demo-ab: an A/B experiment end to end on this machine: the 128-d against the 256-d online vectors.
+## Builds the 256-d index if missing, starts the service, sets the experiment, lets simulated shoppers
+## (AB_USERS, 2 photos each) search and act on what they see, prints the report, stops the service.
+AB_USERS ?= 300
+demo-ab: $(STAMP) data/index/CURRENT
+	@test -f data/index-d256/CURRENT || VISEARCH_INDEX__ONLINE_DIM=256 $(VENV)/bin/visearch index build \
+		--vectors data/vectors/demo.parquet --catalog $(DEMO_DIR)/products.parquet --quiet
+	$(VENV)/bin/visearch experiments set head-size --arm d128:50:128 --arm d256:50:256
+	@VISEARCH_SERVING__CATALOG_DIR=$(DEMO_DIR) $(VENV)/bin/visearch serve --config deployments/local.yaml > data/demo-ab.log 2>&1 & \
+	  pid=$$!; trap "kill $$pid 2>/dev/null; wait $$pid 2>/dev/null" EXIT; \
+	  $(VENV)/bin/visearch simulate --data $(DEMO_DIR) --users $(AB_USERS) --experiment head-size --wait 600 && \
+	  $(VENV)/bin/visearch experiments report head-size
 
 ## models: the default bundle again from scratch, with the full recipes (hours on 2 cores, minutes on a GPU):
 ## data sets, detector, backbone, head, crop classifier, then models/default.tar.gz and its cards (docs/models.md).

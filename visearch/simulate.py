@@ -75,12 +75,31 @@ def _photos(data: Path, split: str) -> list[tuple[str, str]]:
     return sorted((image, pid) for image, (_, pid) in chosen.items())
 
 
+def _wait_ready(client: Any, url: str, wait_s: float) -> None:
+    """Until ``/readyz`` answers 200 (or ``wait_s`` has passed: then a clear error)."""
+    import httpx
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            r = client.get("/readyz")
+            if r.status_code == 200:
+                return
+            why = f"{r.status_code}: {r.text[:200]}"
+        except httpx.HTTPError as e:
+            why = f"{type(e).__name__}: {e}"
+        if time.monotonic() >= deadline:
+            raise InvalidArgumentError(f"{url} is not ready ({why}); start it with visearch serve, or give --wait")
+        time.sleep(2)
+
+
 def simulate(url: str, data: Path, users: int, *, searches: int = 2, split: str = "test", seed: int = 0,
              workers: int = 4, experiment: str | None = None, top_k: int = 10, progress: bool = True,
-             timeout_s: float = 60.0) -> dict[str, Any]:
+             timeout_s: float = 60.0, wait_s: float = 0.0) -> dict[str, Any]:
     """``users`` shoppers, ``searches`` photos each, against the service at ``url``; returns what happened.
 
-    With ``experiment``, refuses to go on (after the first answer) when the service routes by another one.
+    With ``experiment``, refuses to go on (after the first answer) when the service routes by another one;
+    ``wait_s`` gives a service that is still starting that long to become ready.
     """
     import httpx
 
@@ -98,9 +117,7 @@ def simulate(url: str, data: Path, users: int, *, searches: int = 2, split: str 
     seen_variant: dict[str, str] = {}
     client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout_s)
     try:
-        r = client.get("/readyz")
-        if r.status_code != 200:
-            raise InvalidArgumentError(f"{url} is not ready ({r.status_code}): {r.text[:200]}")
+        _wait_ready(client, url, wait_s)
 
         def one(n: int) -> None:
             shopper = Shopper(f"sim-{seed}-{n:06d}", np.random.default_rng([seed, n]))

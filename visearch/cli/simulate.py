@@ -22,6 +22,7 @@ def simulate_cmd(
     split: Annotated[str, typer.Option("--split", help="whose photos are sent")] = "test",
     seed: Annotated[int, typer.Option("--seed", min=0, help="shoppers' ids and choices (another seed: other shoppers)")] = 0,
     workers: Annotated[int, typer.Option("--workers", min=1, help="shoppers at once")] = 4,
+    wait: Annotated[float, typer.Option("--wait", min=0, help="seconds to wait for a service that is still starting")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
@@ -30,7 +31,7 @@ def simulate_cmd(
     from visearch.simulate import simulate
 
     result = simulate(url, data, users, searches=searches, split=split, seed=seed, workers=workers, experiment=experiment,
-                      progress=not (quiet or as_json))
+                      progress=not (quiet or as_json), wait_s=wait)
     if as_json:
         print(json.dumps(result))
         return
