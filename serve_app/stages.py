@@ -16,6 +16,7 @@ from ray.serve.handle import DeploymentHandle
 
 from visearch.index import Hit, SearchFilter
 from visearch.query import Detected, Embedded, Searched
+from visearch.ranking.apply import RankContext
 from visearch.registry.watch import PinCache
 from visearch.vision.ocr import TextLine
 
@@ -39,8 +40,10 @@ class ServeStages:
         return await self.embedder.options(multiplexed_model_id=pinned.ref).embed.remote(list(crops))
 
     async def search(self, vectors: np.ndarray, k: int, *, online_dim: int, filter: SearchFilter | None = None,
-                     exclude: Sequence[str] = (), index: str | None = None) -> Searched:
-        return await self.search_.search.remote(vectors, k, online_dim, filter, list(exclude), index)
+                     exclude: Sequence[str] = (), index: str | None = None,
+                     contexts: Sequence[RankContext] | None = None) -> Searched:
+        return await self.search_.search.remote(vectors, k, online_dim, filter, list(exclude), index,
+                                                None if contexts is None else list(contexts))
 
     async def lookup(self, articles: Sequence[str]) -> dict[str, Hit]:
         return await self.search_.lookup.remote(list(articles))

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from visearch.ranking.features import FEATURES, Candidate, CatalogStats, candidate_features
@@ -37,7 +38,7 @@ def test_features_compare_prices_within_the_category():
 
 def test_train_and_eval_ranker_through_the_cli(tiny_models, tiny_synth, tmp_path, cli):
     root = tmp_path / "r"
-    shutil.copytree(tiny_models / "data", root / "data", ignore=shutil.ignore_patterns("events.db*", "index*", "runs"))
+    shutil.copytree(tiny_models / "data", root / "data", ignore=shutil.ignore_patterns("events.db*", "runs"))
     (root / "home").mkdir()
     r = cli(root, "train", "ranker", "--data", str(tiny_synth), "--recipe", "tiny", "--alias", "champion", "--quiet")
     assert r.returncode == 0, r.stderr[-3000:]
@@ -52,3 +53,22 @@ def test_train_and_eval_ranker_through_the_cli(tiny_models, tiny_synth, tmp_path
     assert card["task"] == "ranker" and card["pretrained"] is False and "ndcg@10" in card["val_metrics"]["ranker"]
     r = cli(root, "eval", "ranker", "--data", str(tmp_path / "nope"), "--json")
     assert r.returncode != 0 and "nope" in r.stderr and "Traceback" not in r.stderr
+
+    # search reorders its candidates with the registered ranker
+    from visearch.config import Settings
+    from visearch.ranking.apply import RankContext
+    from visearch.searcher import Searcher
+
+    settings = Settings(data_dir=root / "data")
+    searcher = Searcher.from_settings(settings)
+    assert searcher.ranker is not None and searcher.candidates == settings.ranking.candidates
+    vectors = pq.read_table(next((root / "data" / "vectors").glob("*.parquet"))).column("vector")
+    query = np.stack(vectors.to_numpy(zero_copy_only=False)[:2]).astype(np.float32)
+    ranked = searcher.search(query, 5, contexts=[RankContext(category="nope"), RankContext()])
+    for hits in ranked:
+        assert len(hits) == 5 and all(h.features is not None and len(h.features) == len(FEATURES) for h in hits)
+        assert [h.rank_score for h in hits] == sorted((h.rank_score for h in hits), reverse=True)
+    plain = Searcher(settings.index)
+    similarity = plain.search(query, 50)
+    assert {h.product_id for h in ranked[0]} <= {h.product_id for h in similarity[0]}, "reordered, not replaced"
+    searcher.close(), plain.close()

@@ -110,6 +110,9 @@ class ModelSettings(BaseModel):
     classifier: str | None = Field("models:/visearch-classifier@champion", description=(
         "object-crop category classifier; a registry alias not registered yet means none (the detector alone names "
         "categories), an empty value switches it off"))
+    ranker: str | None = Field("models:/visearch-ranker@champion", description=(
+        "learned ranker reordering search candidates; a registry alias not registered yet means similarity order, "
+        "an empty value switches it off"))
     ocr_backend: Literal["rapidocr", "paddleocr"] = "rapidocr"
     mlflow_tracking_uri: str | None = Field(None, description="defaults to sqlite:///<data_dir>/mlflow.db")
     default_bundle: Path | None = Field(Path("models/default.tar.gz"), description=(

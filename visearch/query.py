@@ -27,6 +27,7 @@ from visearch.config import Settings
 from visearch.errors import InvalidArgumentError, NotFoundError
 from visearch.experiments import Variant
 from visearch.index import Hit, SearchFilter
+from visearch.ranking.apply import RankContext
 from visearch.registry import PinnedModel
 from visearch.vision.detector import Detection
 from visearch.vision.ocr import TextLine, extract_articles, owner_of
@@ -80,7 +81,8 @@ class Stages(Protocol):
     async def embed(self, crops: Sequence[Image.Image], embedder: str) -> Embedded: ...
 
     async def search(self, vectors: np.ndarray, k: int, *, online_dim: int, filter: SearchFilter | None = None,
-                     exclude: Sequence[str] = (), index: str | None = None) -> Searched: ...
+                     exclude: Sequence[str] = (), index: str | None = None,
+                     contexts: Sequence[RankContext] | None = None) -> Searched: ...
 
     async def lookup(self, articles: Sequence[str]) -> dict[str, Hit]: ...
 
@@ -283,8 +285,10 @@ class QueryFlow:
             vector = await self.stages.vector(hit.product_id)
             if vector is not None:
                 vectors = vector[None, :]
+                context = RankContext(category=hit.payload.get("category"), variant=variant.name)
                 searched = await self.stages.search(vectors, k - 1, online_dim=variant.online_dim, filter=filter,
-                                                    exclude=[hit.product_id], index=variant.index) if k > 1 else Searched([[]], "")
+                                                    exclude=[hit.product_id], index=variant.index,
+                                                    contexts=[context]) if k > 1 else Searched([[]], "")
                 index_version = searched.index_version
                 results += [self.result_item(h, h.score, "similar") for h in searched.hits[0]]
         return Answer(request_id or uuid.uuid4().hex, None, variant.name, experiment, index_version, {}, [],
@@ -358,11 +362,15 @@ class QueryFlow:
                   self.detected_category(session.objects[t] if t is not None else None) for t in targets]
         hits: list[list[Hit]] = [[] for _ in targets]
         version = ""
+        read = frozenset(session.article_products)
+        contexts = [RankContext(category=self.detected_category(session.objects[t]) if t is not None else None,
+                                articles=read, variant=variant.name) for t in targets]
         for category in dict.fromkeys(chosen):
             rows = [i for i, c in enumerate(chosen) if c == category]
             scoped = filter if category is None else SearchFilter(
                 categories=(category,), price_min=filter.price_min if filter else None, price_max=filter.price_max if filter else None)
-            found = await self.stages.search(vectors[rows], k, online_dim=variant.online_dim, filter=scoped, index=variant.index)
+            found = await self.stages.search(vectors[rows], k, online_dim=variant.online_dim, filter=scoped, index=variant.index,
+                                             contexts=[contexts[i] for i in rows])
             version = found.index_version
             for i, h in zip(rows, found.hits, strict=True):
                 hits[i] = h

@@ -21,6 +21,9 @@ import numpy as np
 from visearch.config import IndexSettings, Settings
 from visearch.errors import InvalidArgumentError, NotFoundError
 from visearch.index import Hit, SearchFilter, VectorIndex, open_index
+from visearch.ranking.apply import RankContext, rerank
+from visearch.ranking.online import OnlineReranker
+from visearch.ranking.ranker import Ranker, ranker_ref
 
 __all__ = ["Searcher", "index_settings_for"]
 
@@ -49,6 +52,9 @@ class Searcher:
     """Indexes by online size; list-in, list-out search; article lookup; product cards."""
 
     settings: IndexSettings
+    ranker: Ranker | None = None  # reorders candidates when set (the search stage follows its registry alias)
+    online: OnlineReranker | None = None
+    candidates: int = 50  # similarity candidates the ranker reorders
 
     def __post_init__(self) -> None:
         self._indexes: dict[tuple[int, str | None], VectorIndex] = {}
@@ -56,7 +62,10 @@ class Searcher:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Searcher:
-        searcher = cls(settings.index)
+        """The configured index, the ranker when one is registered, and the online re-ranker's checkpoint."""
+        ref = ranker_ref(settings)
+        online = OnlineReranker(settings.ranking) if settings.ranking.online_weight > 0 else None
+        searcher = cls(settings.index, Ranker.from_ref(ref, settings) if ref else None, online, settings.ranking.candidates)
         searcher.index(settings.index.online_dim).count()  # fail now, not on the first query
         return searcher
 
@@ -86,12 +95,15 @@ class Searcher:
         return any([idx.refresh() for idx in opened])
 
     def search(self, vectors: np.ndarray, k: int, *, online_dim: int | None = None,
-               filter: SearchFilter | None = None, exclude: Sequence[str] = (), index: str | None = None) -> list[list[Hit]]:
-        """Top ``k`` distinct products for each full MRL vector, best first, ``exclude`` left out."""
+               filter: SearchFilter | None = None, exclude: Sequence[str] = (), index: str | None = None,
+               contexts: Sequence[RankContext] | None = None) -> list[list[Hit]]:
+        """Top ``k`` distinct products for each full MRL vector, best first, ``exclude`` left out; with a ranker,
+        the best ``candidates`` by similarity in the ranker's order (``contexts``: what each query knows)."""
         if vectors.ndim != 2 or not len(vectors):
             raise InvalidArgumentError(f"search takes a (n, dim) matrix of vectors, got shape {vectors.shape}")
         drop = set(exclude)
-        found = self.index(online_dim, index).search_batch(vectors, k + len(drop), mode="two_stage", filter=filter)
+        want = max(k, self.candidates) if self.ranker is not None else k
+        found = self.index(online_dim, index).search_batch(vectors, want + len(drop), mode="two_stage", filter=filter)
         out = []
         for hits in found:
             seen: set[str] = set()
@@ -101,8 +113,18 @@ class Searcher:
                     continue
                 seen.add(h.product_id)
                 unique.append(h)
-            out.append(unique[:k])
-        return out
+            out.append(unique)
+        if self.ranker is not None:
+            out = self._rank(vectors, out, online_dim or self.settings.online_dim, index, contexts)
+        return [hits[:k] for hits in out]
+
+    def _rank(self, vectors: np.ndarray, found: list[list[Hit]], online_dim: int, index: str | None,
+              contexts: Sequence[RankContext] | None) -> list[list[Hit]]:
+        assert self.ranker is not None
+        stored = self.index(online_dim, index).vectors(list({h.product_id for hits in found for h in hits}))
+        ctx = list(contexts) if contexts is not None else [RankContext()] * len(found)
+        return [rerank(hits, q, stored, online_dim, self.ranker, c, self.online)
+                for hits, q, c in zip(found, vectors, ctx, strict=True)]
 
     def lookup(self, articles: Sequence[str]) -> dict[str, Hit]:
         """The product each known article names (unknown articles are left out)."""

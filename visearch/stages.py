@@ -18,6 +18,7 @@ from visearch.embedding.embedder import Embedder
 from visearch.errors import InvalidArgumentError
 from visearch.index import Hit, SearchFilter
 from visearch.query import Detected, Embedded, Searched
+from visearch.ranking.apply import RankContext
 from visearch.registry import PinnedModel, pin_model
 from visearch.searcher import Searcher
 from visearch.vision.classifier import CategoryClassifier, classifier_ref
@@ -108,8 +109,10 @@ class LocalStages:
         return self.embedder(embedder).embed(crops)
 
     async def search(self, vectors: np.ndarray, k: int, *, online_dim: int, filter: SearchFilter | None = None,
-                     exclude: Sequence[str] = (), index: str | None = None) -> Searched:
-        hits = self.searcher.search(vectors, k, online_dim=online_dim, filter=filter, exclude=exclude, index=index)
+                     exclude: Sequence[str] = (), index: str | None = None,
+                     contexts: Sequence[RankContext] | None = None) -> Searched:
+        hits = self.searcher.search(vectors, k, online_dim=online_dim, filter=filter, exclude=exclude, index=index,
+                                    contexts=contexts)
         return Searched(hits, self.searcher.version)
 
     async def lookup(self, articles: Sequence[str]) -> dict[str, Hit]:

@@ -1,4 +1,5 @@
-"""Search deployment: the index (per online size) with enrichment; follows new index versions."""
+"""Search deployment: the index (per online size and name) with enrichment and ranking; follows new index
+versions, the ranker's registry alias and the online re-ranker's checkpoint."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from ray import serve
 from serve_app.deployments._common import every, settings_from
 from visearch.index import Hit, SearchFilter
 from visearch.query import Searched
+from visearch.ranking.apply import RankContext
+from visearch.ranking.ranker import Ranker, ranker_ref
+from visearch.registry.watch import ModelWatcher
 from visearch.searcher import Searcher
 
 
@@ -19,12 +23,29 @@ class SearchDeployment:
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = settings_from(settings)
         self.searcher = Searcher.from_settings(self.settings)
-        self._stop = every(self.settings.serving.reload_interval_s, self.searcher.refresh, "index-refresh")
+        self.ranker: ModelWatcher[Ranker] | None = None
+        self._follow_ranker()
+        self._stop = every(self.settings.serving.reload_interval_s, self._reload, "search-reload")
+
+    def _follow_ranker(self) -> None:
+        """Follow the ranker's alias once it exists (a ranker registered after start counts too)."""
+        if self.ranker is None and (ref := ranker_ref(self.settings)) is not None:
+            self.ranker = ModelWatcher(ref, self.settings, lambda pinned: Ranker.from_ref(pinned.ref, self.settings))
+            self.searcher.ranker = self.ranker.current[1]
+
+    def _reload(self) -> None:
+        self.searcher.refresh()
+        if self.ranker is None:
+            self._follow_ranker()
+        elif self.ranker.check():
+            self.searcher.ranker = self.ranker.current[1]
+        if self.searcher.online is not None:
+            self.searcher.online.refresh()
 
     def search(self, vectors: np.ndarray, k: int, online_dim: int, filter: SearchFilter | None,
-               exclude: Sequence[str], index: str | None = None) -> Searched:
-        return Searched(self.searcher.search(vectors, k, online_dim=online_dim, filter=filter, exclude=exclude, index=index),
-                        self.searcher.version)
+               exclude: Sequence[str], index: str | None = None, contexts: list[RankContext] | None = None) -> Searched:
+        return Searched(self.searcher.search(vectors, k, online_dim=online_dim, filter=filter, exclude=exclude, index=index,
+                                             contexts=contexts), self.searcher.version)
 
     def lookup(self, articles: Sequence[str]) -> dict[str, Hit]:
         return self.searcher.lookup(articles)
@@ -40,7 +61,8 @@ class SearchDeployment:
 
     def info(self) -> dict[str, Any]:
         return {"index": self.searcher.version, "products": self.searcher.index().count(),
-                "online_dims": self.searcher.versions()}
+                "online_dims": self.searcher.versions(),
+                **({"ranker": self.ranker.current[0].label} if self.ranker is not None else {})}
 
     def __del__(self) -> None:
         stop = getattr(self, "_stop", None)

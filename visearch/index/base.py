@@ -104,6 +104,8 @@ class Hit:
     product_id: str
     score: float
     payload: dict[str, Any] = field(default_factory=dict)
+    rank_score: float | None = None  # the learned order's score, when a ranker reordered the hits
+    features: tuple[float, ...] | None = None  # what the ranker saw (visearch.ranking.features.FEATURES)
 
 
 @dataclass(frozen=True)

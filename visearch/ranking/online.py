@@ -78,7 +78,19 @@ class OnlineReranker:
         if self.path.is_file():
             self._load()
 
+    def refresh(self) -> bool:
+        """Read the checkpoint again if another process (the learner) wrote a newer one; True when it did."""
+        try:
+            stamp = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return False
+        if stamp == getattr(self, "_stamp", None):
+            return False
+        self._load()
+        return True
+
     def _load(self) -> None:
+        self._stamp = self.path.stat().st_mtime_ns
         state = json.loads(self.path.read_text(encoding="utf-8"))
         if list(state.get("inputs", [])) != list(INPUTS):
             return  # trained on other features: start afresh rather than misread the weights

@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from visearch.config import Settings
 from visearch.errors import DatasetError
 from visearch.ranking.features import FEATURES, CatalogStats
 
-__all__ = ["Ranker", "ndcg_at", "mrr", "MODEL_FILE", "META_FILE"]
+__all__ = ["Ranker", "ndcg_at", "mrr", "ranker_ref", "MODEL_FILE", "META_FILE"]
 
 MODEL_FILE = "booster.json"
 META_FILE = "ranker.json"
@@ -83,6 +84,13 @@ class Ranker:
         return folder
 
     @classmethod
+    def from_ref(cls, ref: str, settings: Settings) -> Ranker:
+        """Load from a reference: a folder, ``models:/visearch-ranker@alias``, ``s3://...``."""
+        from visearch.registry import resolve_model
+
+        return cls.load(resolve_model(ref, settings))
+
+    @classmethod
     def load(cls, folder: Path) -> Ranker:
         import xgboost as xgb
 
@@ -93,6 +101,20 @@ class Ranker:
         booster.load_model(str(folder / MODEL_FILE))
         rest = {k: v for k, v in meta.items() if k not in ("features", "stats")}
         return cls(booster, CatalogStats.from_dict(meta["stats"]), meta["features"], rest)
+
+
+def ranker_ref(settings: Settings) -> str | None:
+    """The ranker to use: None when switched off or when it names a registry alias nobody registered yet
+    (search keeps similarity order); any other reference must load."""
+    ref = (settings.models.ranker or "").strip()
+    if not ref:
+        return None
+    if ref.startswith("models:"):
+        from visearch.registry import ModelStore, parse_ref
+
+        if not ModelStore(settings).has(parse_ref(ref)):
+            return None
+    return ref
 
 
 class _Callback:
