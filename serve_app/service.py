@@ -6,15 +6,18 @@ Routes stay thin: parse, call one method here, shape the answer.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from PIL import Image
 
+from serve_app.deployments._common import every
 from serve_app.metrics import Metrics
 from visearch.ab.guardrails import GuardrailWatch
 from visearch.config import Settings
@@ -23,6 +26,7 @@ from visearch.events import Event, EventLog, ServedRequest, check_events
 from visearch.experiments import Experiment, ExperimentStore, Variant, assign, default_experiment
 from visearch.index import SearchFilter
 from visearch.query import Answer, PhotoSession, QueryFlow, Searched, Stages
+from visearch.ranking.online import OnlineReranker
 from visearch.sessions import SessionStore, new_id
 
 __all__ = ["Frontend", "Served", "ServiceStages"]
@@ -49,6 +53,37 @@ class Served:
     variant: str
 
 
+class OnlineLearner:
+    """The one process that feeds the event log to the online re-ranker (an exclusive lock beside its
+    checkpoint picks it among ingress replicas); search stages read the checkpoint it writes."""
+
+    def __init__(self, settings: Settings, events: EventLog, lock: Any) -> None:
+        self.online, self.events, self._lock = OnlineReranker(settings.ranking), events, lock
+
+    @classmethod
+    def start(cls, settings: Settings, events: EventLog) -> OnlineLearner | None:
+        if settings.ranking.online_weight <= 0:
+            return None
+        assert settings.ranking.online_checkpoint is not None
+        path = Path(f"{settings.ranking.online_checkpoint}.lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(path, "w")  # noqa: SIM115 - held for the life of the process
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            return None  # another replica learns
+        learner = cls(settings, events, lock)
+        learner.stop = every(settings.serving.reload_interval_s, learner.step, "online-learner")
+        return learner
+
+    def step(self) -> int:
+        n = self.online.learn_from_log(self.events)
+        if n:
+            log.info("online re-ranker learnt from %d events (cursor %d)", n, self.online.cursor)
+        return n
+
+
 class Frontend:
     """Everything the ingress does between an HTTP request and the query flow."""
 
@@ -65,6 +100,7 @@ class Frontend:
         self._stamp: tuple[str | None, int] = (None, 0)
         self._watch: tuple[tuple[str, int], GuardrailWatch] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self.learner = OnlineLearner.start(settings, self.events)
         self._checked = 0.0
         self.reload_experiment()
 
@@ -102,8 +138,9 @@ class Frontend:
         shown = [r.product_id for r in answer.results] + [h.product_id for h in answer.article_hits]
         for g in answer.groups or []:
             shown += [r.product_id for r in g.results]
-        request = ServedRequest(answer.request_id, served.user_id, served.experiment, served.variant,
-                                tuple(dict.fromkeys(shown)))
+        products = tuple(dict.fromkeys(shown))
+        request = ServedRequest(answer.request_id, served.user_id, served.experiment, served.variant, products,
+                                {p: answer.ranking[p] for p in products if p in answer.ranking})
         await asyncio.to_thread(self.events.remember, request)
 
     @asynccontextmanager

@@ -80,3 +80,34 @@ def test_steps_are_bounded(tmp_path):
     x = np.full(len(INPUTS), 1e6)  # a wild input cannot throw the weights far
     online.learn("v", x, True)
     assert np.linalg.norm(online.models["v"].w) <= settings.online_learning_rate * settings.online_max_gradient + 1e-9
+
+
+def test_the_learner_reads_the_event_log_once(tmp_path):
+    from visearch.events import Event, EventLog, ServedRequest
+
+    settings = Settings(data_dir=tmp_path)
+    log = EventLog(tmp_path / "events.db")
+    rng = np.random.default_rng(3)
+    X = candidates(rng)
+    inputs = {f"p{i}": [*map(float, X[i]), 0.0] for i in range(10)}
+    log.remember(ServedRequest("r1", "u1", "exp", "treatment", tuple(inputs), inputs))
+    log.remember(ServedRequest("r2", "u2", "exp", "control", ("p0",)))  # served without a ranker: nothing to learn
+    log.append([Event("impression", "r1", p) for p in inputs] + [Event("click", "r1", "p3"), Event("impression", "r2", "p0"),
+                                                                  Event("order", "r1", "p3", value=5.0)])
+    online = OnlineReranker(settings.ranking)
+    assert online.learn_from_log(log) == 11 and online.models["treatment"].steps == 11 and "control" not in online.models
+    assert online.cursor == log.count()
+    assert online.learn_from_log(log) == 0, "read once"
+    assert OnlineReranker(settings.ranking).cursor == online.cursor, "the cursor is checkpointed with the weights"
+
+
+def test_one_learner_per_checkpoint(tmp_path):
+    from serve_app.service import OnlineLearner
+    from visearch.events import EventLog
+
+    settings = Settings(data_dir=tmp_path)
+    log = EventLog(tmp_path / "events.db")
+    first = OnlineLearner.start(settings, log)
+    assert first is not None and OnlineLearner.start(settings, log) is None, "another replica learns already"
+    first.stop.set()
+    assert OnlineLearner.start(Settings(data_dir=tmp_path / "off", ranking={"online_weight": 0}), log) is None

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -80,6 +80,7 @@ class ServedRequest:
     experiment: str
     variant: str
     products: tuple[str, ...]
+    inputs: dict[str, list[float]] = field(default_factory=dict)  # product -> what the ranker saw (features, score)
 
 
 def check_events(events: Sequence[Event], served: dict[str, ServedRequest]) -> list[str]:
@@ -108,6 +109,9 @@ class EventLog:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(requests)")}
+        if "inputs" not in columns:  # a log made before ranking kept no ranker inputs
+            self._db.execute("ALTER TABLE requests ADD COLUMN inputs TEXT")
         self._lock = threading.Lock()
 
     def append(self, events: Sequence[Event]) -> int:
@@ -134,9 +138,10 @@ class EventLog:
     def remember(self, request: ServedRequest) -> None:
         """Record an answered request, so its events can be checked and attributed after a restart too."""
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO requests VALUES (?,?,?,?,?,?)",
+            self._db.execute("INSERT OR REPLACE INTO requests (request_id, user_id, experiment, variant, products, ts,"
+                             " inputs) VALUES (?,?,?,?,?,?,?)",
                              (request.request_id, request.user_id, request.experiment, request.variant,
-                              json.dumps(request.products), time.time()))
+                              json.dumps(request.products), time.time(), json.dumps(request.inputs) if request.inputs else None))
 
     def served(self, request_ids: Sequence[str]) -> dict[str, ServedRequest]:
         """The answered requests among ``request_ids``."""
@@ -145,10 +150,11 @@ class EventLog:
         with self._lock:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
-                rows = self._db.execute(f"SELECT request_id, user_id, experiment, variant, products FROM requests"
+                rows = self._db.execute(f"SELECT request_id, user_id, experiment, variant, products, inputs FROM requests"
                                         f" WHERE request_id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
-                for rid, user, exp, variant, products in rows:
-                    out[rid] = ServedRequest(rid, user, exp, variant, tuple(json.loads(products)))
+                for rid, user, exp, variant, products, inputs in rows:
+                    out[rid] = ServedRequest(rid, user, exp, variant, tuple(json.loads(products)),
+                                             json.loads(inputs) if inputs else {})
         return out
 
     def count(self) -> int:

@@ -25,8 +25,10 @@ __all__ = ["SearchPipeline", "answer_to_dict"]
 
 
 def answer_to_dict(answer: Answer) -> dict[str, Any]:
-    """An answer as plain JSON-able data, the shape the HTTP API returns."""
-    return asdict(answer)
+    """An answer as plain JSON-able data, the shape the HTTP API returns (the ranker's inputs left out)."""
+    out = asdict(answer)
+    out.pop("ranking", None)
+    return out
 
 
 class SearchPipeline:

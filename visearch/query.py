@@ -121,6 +121,7 @@ class ResultItem:
     brand: str | None = None
     reviews_count: int | None = None
     via: Literal["vector", "article"] = "vector"
+    rank_score: float | None = None  # the learned order's score, when a ranker ordered the results
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,8 @@ class Answer:
     groups: list[Group] | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     category: str | None = None  # the detected category the results were searched within (None: every category)
+    ranking: dict[str, list[float]] = field(default_factory=dict)  # product -> ranker inputs (features, score): what
+    # the online re-ranker learns from once the shopper's events come back; not part of the HTTP answer
 
 
 @dataclass
@@ -180,6 +183,11 @@ def _check_box(box: Sequence[float], width: int, height: int) -> Box:
     if cx2 - cx1 < 4 or cy2 - cy1 < 4:
         raise InvalidArgumentError(f"box {list(box)} lies outside the {width}x{height} photo (or covers under 4 px of it)")
     return cx1, cy1, cx2, cy2
+
+
+def ranking_inputs(hits: Sequence[Sequence[Hit]]) -> dict[str, list[float]]:
+    """What the ranker saw of each hit (features, then its score), for the online re-ranker to learn from."""
+    return {h.product_id: [*h.features, float(h.rank_score or 0.0)] for found in hits for h in found if h.features}
 
 
 def crop(image: Image.Image, box: Box) -> Image.Image:
@@ -279,6 +287,7 @@ class QueryFlow:
         hits = await self.stages.lookup(found[:1])
         results: list[ResultItem] = []
         index_version = ""
+        ranking: dict[str, list[float]] = {}
         if hits:
             hit = hits[found[0]]
             results.append(self.result_item(hit, 1.0, "exact", via="article"))
@@ -291,9 +300,10 @@ class QueryFlow:
                                                     contexts=[context]) if k > 1 else Searched([[]], "")
                 index_version = searched.index_version
                 results += [self.result_item(h, h.score, "similar") for h in searched.hits[0]]
+                ranking = ranking_inputs(searched.hits)
         return Answer(request_id or uuid.uuid4().hex, None, variant.name, experiment, index_version, {}, [],
                       [ArticleMatch(a, h.product_id, None) for a, h in hits.items()], None, results,
-                      timings_ms={"total": _ms(t)})
+                      timings_ms={"total": _ms(t)}, ranking=ranking)
 
     # ------------------------------------------------------------------ the steps
     def top_k_of(self, top_k: int | None) -> int:
@@ -344,7 +354,7 @@ class QueryFlow:
                   if all_objects else None)
         return Answer(request_id or uuid.uuid4().hex, None, variant.name, experiment, searched.index_version, models,
                       session.objects, session.article_hits, None, lists[0] if lists else [], groups, timings,
-                      categories[0] if categories and not all_objects else None)
+                      categories[0] if categories and not all_objects else None, ranking_inputs(searched.hits))
 
     def detected_category(self, obj: FoundObject | None) -> str | None:
         """The category to search within for ``obj``: the detector's, when it names one (a category-aware
@@ -403,5 +413,5 @@ class QueryFlow:
             score=round(float(score), 5), match=match,
             image_url=self.image_url.format(product_id=hit.product_id) if p.get("image_uris") else None,
             category=p.get("category"), brand=p.get("brand"),
-            reviews_count=int(reviews) if reviews is not None else None, via=via,
+            reviews_count=int(reviews) if reviews is not None else None, via=via, rank_score=hit.rank_score,
         )

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from visearch.config import RankingSettings
+from visearch.events import EventLog
 from visearch.ranking.features import FEATURES
 
 __all__ = ["OnlineModel", "OnlineReranker", "INPUTS"]
@@ -114,21 +115,38 @@ class OnlineReranker:
     def learn(self, variant: str, x: np.ndarray, clicked: bool) -> None:
         self.models.setdefault(variant, OnlineModel()).update(x, 1.0 if clicked else 0.0, self.settings)
 
-    def consume(self, rows: Iterable[tuple[int, str, np.ndarray, bool]], checkpoint_every: int = 1000) -> int:
-        """Learn from event-log rows (sequence number, variant, inputs, clicked) after the cursor, in order;
-        checkpoints every ``checkpoint_every`` rows and at the end. Returns how many were learnt from."""
-        n = 0
+    def consume(self, rows: Iterable[tuple[int, str, np.ndarray | None, bool]], checkpoint_every: int = 1000) -> int:
+        """Learn from event-log rows (sequence number, variant, inputs or None, clicked) after the cursor, in
+        order; a row without inputs (no ranker served it) only moves the cursor. Checkpoints every
+        ``checkpoint_every`` rows learnt and at the end. Returns how many were learnt from."""
+        n, moved = 0, False
         for seq, variant, x, clicked in rows:
             if seq <= self.cursor:
                 continue  # learnt before the last checkpoint
+            self.cursor, moved = seq, True
+            if x is None:
+                continue
             self.learn(variant, x, clicked)
-            self.cursor = seq
             n += 1
             if n % checkpoint_every == 0:
                 self.checkpoint()
-        if n:
+        if moved:
             self.checkpoint()
         return n
+
+    def learn_from_log(self, log: EventLog, limit: int = 10_000) -> int:
+        """The events accepted since the cursor: each impression a 0, each click a 1, with the inputs the
+        ranker saw when it ordered that product for that request. Returns how many were learnt from."""
+        rows = [r for r in log.read(after=self.cursor, limit=limit)]
+        served = log.served([r["request_id"] for r in rows if r["type"] in ("impression", "click")])
+
+        def learnable() -> Iterable[tuple[int, str, np.ndarray | None, bool]]:
+            for r in rows:
+                req = served.get(r["request_id"])
+                x = req.inputs.get(r["product_id"]) if req is not None and r["type"] in ("impression", "click") else None
+                yield r["seq"], req.variant if req is not None else "", None if x is None else np.asarray(x), r["type"] == "click"
+
+        return self.consume(learnable())
 
     def scores(self, variant: str, X: np.ndarray, ranker_scores: np.ndarray) -> tuple[np.ndarray, bool]:
         """The order's scores: the ranker's, moved by the variant's online logit; and whether it was applied
