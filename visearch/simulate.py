@@ -170,3 +170,41 @@ def simulate(url: str, data: Path, users: int, *, searches: int = 2, split: str 
         client.close()
     report.variants.update(seen_variant.values())
     return {"url": url, "data": str(data), "split": split, "seed": seed, **report.as_dict()}
+
+
+def _arm(m: dict[str, Any]) -> dict[str, Any]:
+    """One arm's metric in a round: its value and, against control, the difference and its always-valid interval."""
+    out: dict[str, Any] = {"value": m["value"]}
+    if "vs_control" in m:
+        d = m["vs_control"]
+        out.update(difference=d["difference"], always_valid=[d["always_valid_low"], d["always_valid_high"]],
+                   significant=d["significant"])
+    return out
+
+
+def simulate_until(url: str, data: Path, experiment: str, settings: Any, *, metric: str, step: int, max_users: int,
+                   seed: int = 0, progress: bool = True, **kwargs: Any) -> dict[str, Any]:
+    """Shoppers in rounds of ``step`` (new ones each round) until the experiment's report finds an arm whose
+    always-valid difference to control on ``metric`` excludes zero, or ``max_users`` have come: how many
+    users the difference needed. Reads the report from the event log the service writes (same data dir)."""
+    import tempfile
+
+    from visearch.ab.admin import ExperimentAdmin
+    from visearch.ab.report import METRICS
+
+    if metric not in METRICS:
+        raise InvalidArgumentError(f"--until-significant must be one of {', '.join(METRICS)}, got {metric!r}")
+    admin = ExperimentAdmin(settings)
+    rounds: list[dict[str, Any]] = []
+    total, found = 0, None
+    with tempfile.TemporaryDirectory() as tmp:
+        while total < max_users and found is None:
+            n = min(step, max_users - total)
+            simulate(url, data, n, seed=seed + len(rounds), experiment=experiment, progress=progress, **kwargs)
+            total += n
+            report = admin.report(experiment, out_dir=Path(tmp), log_mlflow=False)
+            arms = {name: row[metric] for name, row in report["variants"].items()}
+            rounds.append({"simulated": total, "users": report["users"], **{name: _arm(m) for name, m in arms.items()}})
+            found = next((name for name, m in arms.items() if m.get("vs_control", {}).get("significant")), None)
+    return {"experiment": experiment, "metric": metric, "found": found, "users_needed": total if found else None,
+            "max_users": max_users, "rounds": rounds}

@@ -139,3 +139,22 @@ def test_simulated_shoppers_run_an_experiment_end_to_end(service, keys):
     finally:
         store.serve(None)
         time.sleep(1.5)
+
+
+def test_simulating_until_a_difference_is_found_stops_at_the_cap(service, keys):
+    from visearch.config import Settings
+    from visearch.simulate import simulate_until
+
+    store = ExperimentStore(service.data_dir / "experiments")
+    try:
+        with service.client() as c:
+            assert c.put("/v1/admin/experiments/a-a", json=SPEC, headers={"X-API-Key": keys["admin"]}).status_code == 201
+        time.sleep(1.5)
+        result = simulate_until(service.url, service.catalog_dir, "a-a", Settings(data_dir=service.data_dir),
+                                metric="ctr", step=3, max_users=6, searches=1, workers=2, progress=False)
+        assert [r["simulated"] for r in result["rounds"]] == [3, 6] and result["found"] is None
+        assert result["users_needed"] is None and "wide" in result["rounds"][-1]
+        assert result["rounds"][-1]["wide"]["always_valid"][0] <= 0 <= result["rounds"][-1]["wide"]["always_valid"][1]
+    finally:
+        store.serve(None)
+        time.sleep(1.5)

@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 
 from visearch.cli import app
+from visearch.config import get_settings
+from visearch.errors import InvalidArgumentError
 
 
 @app.command("simulate")
@@ -23,15 +25,25 @@ def simulate_cmd(
     seed: Annotated[int, typer.Option("--seed", min=0, help="shoppers' ids and choices (another seed: other shoppers)")] = 0,
     workers: Annotated[int, typer.Option("--workers", min=1, help="shoppers at once")] = 4,
     wait: Annotated[float, typer.Option("--wait", min=0, help="seconds to wait for a service that is still starting")] = 0,
+    until: Annotated[str | None, typer.Option("--until-significant", help=(
+        "with --experiment: shoppers in rounds of --step until the report's always-valid difference on this metric "
+        "(ctr, add_to_cart_rate, order_rate, revenue_per_user) excludes zero, --users at most"))] = None,
+    step: Annotated[int, typer.Option("--step", min=1, help="shoppers per round with --until-significant")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Shoppers who click, cart and order by how relevant the results truly are (WB-Synth ground truth),
     their price, rating and position; the service attributes their events to the variants that served them."""
-    from visearch.simulate import simulate
+    from visearch.simulate import simulate, simulate_until
 
-    result = simulate(url, data, users, searches=searches, split=split, seed=seed, workers=workers, experiment=experiment,
-                      progress=not (quiet or as_json), wait_s=wait)
+    if until is not None:
+        if experiment is None:
+            raise InvalidArgumentError("--until-significant needs --experiment NAME (whose report is read)")
+        result = simulate_until(url, data, experiment, get_settings(), metric=until, step=step, max_users=users, seed=seed,
+                                searches=searches, split=split, workers=workers, progress=not (quiet or as_json), wait_s=wait)
+    else:
+        result = simulate(url, data, users, searches=searches, split=split, seed=seed, workers=workers,
+                          experiment=experiment, progress=not (quiet or as_json), wait_s=wait)
     if as_json:
         print(json.dumps(result))
         return
