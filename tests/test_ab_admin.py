@@ -21,7 +21,8 @@ from visearch.registry import ModelStore, parse_ref
 @pytest.fixture
 def admin(tiny_models: Path, tmp_path: Path) -> ExperimentAdmin:
     """A copy of the tiny models' data dir: promotions here leave the shared one alone."""
-    data = shutil.copytree(tiny_models / "data", tmp_path / "data", ignore=shutil.ignore_patterns("events.db*"))
+    data = shutil.copytree(tiny_models / "data", tmp_path / "data",
+                           ignore=shutil.ignore_patterns("events.db*", "experiments", "api_keys.json", "online"))
     return ExperimentAdmin(Settings(data_dir=data))
 
 
