@@ -46,3 +46,12 @@ def test_defaults_are_sane():
     s = Settings()
     assert s.index.backend == "edge" and s.index.online_dim in (128, 256)
     assert s.models.detector.startswith("models:/")
+
+
+def test_online_dim_from_the_environment(monkeypatch):
+    """The documented way to build the 256-d index: an environment variable, hence a string."""
+    monkeypatch.setenv("VISEARCH_INDEX__ONLINE_DIM", "256")
+    assert get_settings().index.online_dim == 256
+    monkeypatch.setenv("VISEARCH_INDEX__ONLINE_DIM", "100")
+    with pytest.raises(InvalidArgumentError, match="ONLINE_DIM"):
+        get_settings()

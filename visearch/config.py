@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from visearch.errors import InvalidArgumentError
@@ -158,12 +158,19 @@ class EmbeddingSettings(BaseModel):
 class IndexSettings(BaseModel):
     """The vector index: embedded Qdrant by default, a Qdrant cluster when ``url`` is set."""
 
+    @field_validator("online_dim")
+    @classmethod
+    def _mrl_size(cls, v: int) -> int:  # an int checked here, so VISEARCH_INDEX__ONLINE_DIM=256 (a string) is read
+        if v not in (64, 128, 256, 512):
+            raise ValueError(f"must be 64, 128, 256 or 512, got {v}")
+        return v
+
     backend: Literal["edge", "cluster"] = "edge"
     path: Path | None = Field(None, description="embedded index root; defaults to <data_dir>/index")
     url: str | None = Field(None, description="Qdrant server or cluster URL (backend=cluster)")
     api_key: str | None = None
     collection: str = "products"
-    online_dim: Literal[64, 128, 256, 512] = 128
+    online_dim: int = Field(128, description="MRL prefix the HNSW stage is built on: 64, 128, 256 or 512")
     full_dim: int = 512
     hnsw_m: int = Field(16, ge=4, le=128)
     hnsw_ef_construct: int = Field(100, ge=8)
