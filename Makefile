@@ -46,7 +46,7 @@ data/index/CURRENT: data/vectors/demo.parquet
 ## (AB_USERS, 2 photos each) search and act on what they see, prints the report, stops the service.
 AB_USERS ?= 300
 demo-ab: $(STAMP) data/index/CURRENT
-	@test -f data/index-d256/CURRENT || VISEARCH_INDEX__ONLINE_DIM=256 $(VENV)/bin/visearch index build \
+	@test -f data/index-d256/CURRENT || $(VENV)/bin/visearch index build --online-dim 256 \
 		--vectors data/vectors/demo.parquet --catalog $(DEMO_DIR)/products.parquet --quiet
 	$(VENV)/bin/visearch experiments set head-size --arm d128:50:128 --arm d256:50:256
 	@VISEARCH_SERVING__CATALOG_DIR=$(DEMO_DIR) $(VENV)/bin/visearch serve --config deployments/local.yaml > data/demo-ab.log 2>&1 & \

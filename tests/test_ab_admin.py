@@ -112,9 +112,14 @@ def test_a_variant_searches_its_own_named_index(admin, tmp_path, cli, tiny_synth
     with pytest.raises(InvalidArgumentError, match="index-other"):
         admin.set(spec)
     vectors = next((admin.settings.data_dir / "vectors").glob("*.parquet"))
-    r = cli(root, "index", "build", "--vectors", str(vectors), "--catalog", str(tiny_synth / "products.parquet"), "--quiet",
-            env={"VISEARCH_INDEX__PATH": str(admin.settings.data_dir / "index-other")})
+    serving = (admin.settings.data_dir / "index" / "CURRENT").read_text()
+    r = cli(root, "index", "build", "--name", "other", "--vectors", str(vectors), "--catalog",
+            str(tiny_synth / "products.parquet"), "--quiet")
     assert r.returncode == 0, r.stderr[-2000:]
+    assert (admin.settings.data_dir / "index" / "CURRENT").read_text() == serving, "the serving index is untouched"
+    r = cli(root, "index", "build", "--online-dim", "256", "--name", "other", "--vectors", str(vectors), "--quiet")
+    assert r.returncode == 0 and (admin.settings.data_dir / "index-other-d256" / "CURRENT").is_file(), r.stderr[-2000:]
+    assert cli(root, "index", "build", "--online-dim", "100", "--vectors", str(vectors)).returncode != 0
     assert admin.set(spec).version == 1
     searcher = Searcher(admin.settings.index)
     query = np.stack(pq.read_table(vectors).column("vector").to_numpy(zero_copy_only=False)[:2]).astype(np.float32)

@@ -32,8 +32,7 @@ def index_settings_for(settings: IndexSettings, online_dim: int, name: str | Non
     """Where the index for ``online_dim`` lives: the configured one, or ``<path>-d<dim>`` beside it; a named
     one (a variant searching another embedder's vectors) at ``<path>-<name>`` (``-<name>-d<dim>``).
 
-    Build them with ``VISEARCH_INDEX__PATH=<path>-<name> VISEARCH_INDEX__ONLINE_DIM=256 visearch index build ...``
-    (``VISEARCH_INDEX__COLLECTION`` on a cluster).
+    Build them with ``visearch index build --online-dim 256 [--name NAME] --vectors ...``.
     """
     if online_dim == settings.online_dim and not name:
         return settings

@@ -68,9 +68,9 @@ class ExperimentAdmin:
                 problems.append(f"variant {v.name!r}: embedder {v.embedder!r} does not resolve ({str(e).splitlines()[0]})")
             index = index_settings_for(self.settings.index, v.online_dim, v.index)
             if index.backend == "edge" and index.path is not None and not (index.path / "CURRENT").is_file():
+                how = f"--online-dim {v.online_dim}" + (f" --name {v.index}" if v.index else "")
                 problems.append(f"variant {v.name!r}: no {v.online_dim}-d index at {index.path}; build it with "
-                                f"VISEARCH_INDEX__PATH={index.path} VISEARCH_INDEX__ONLINE_DIM={v.online_dim} "
-                                "visearch index build ...")
+                                f"visearch index build {how} --vectors ... (of the variant's embedder)")
         if problems:
             raise InvalidArgumentError("; ".join(problems))
 

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from visearch.cli import app
 from visearch.config import get_settings
+from visearch.errors import InvalidArgumentError
 from visearch.index import build_index, index_stats, rollback_index, update_index
 from visearch.index.base import ProgressFn, VersionInfo
 
@@ -82,11 +83,23 @@ def build(
         Path | None,
         typer.Option("--catalog", help="products.parquet: its rows become the payload, joined on product_id"),
     ] = None,
+    online_dim: Annotated[int | None, typer.Option("--online-dim", help=(
+        "build the index variants with this online size search (128 or 256; <index path>-d<dim> beside the serving "
+        "one) instead of the serving index"))] = None,
+    name: Annotated[str | None, typer.Option("--name", help=(
+        "build the named index a variant searches (<index path>-<name>), e.g. one of another embedder's vectors"))] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as one JSON object")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
 ) -> None:
     """Build a new index version and switch to it atomically; the previous one is kept for rollback."""
+    from visearch.searcher import index_settings_for
+
     settings = get_settings()
+    if online_dim is not None or name is not None:
+        if online_dim is not None and online_dim not in (64, 128, 256, 512):
+            raise InvalidArgumentError(f"--online-dim must be 64, 128, 256 or 512, got {online_dim}")
+        target = index_settings_for(settings.index, online_dim or settings.index.online_dim, name)
+        settings = settings.model_copy(update={"index": target})
     with _progress(not quiet) as progress:
         report = build_index(settings, vectors, catalog, progress=progress)
     if as_json:
