@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= data/demo
 DEMO_PRODUCTS ?= 1000
 BUNDLE ?= models/default.tar.gz
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_VERSION ?= 3.3.30
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 .PHONY: install demo demo-ab test bench lint clean models
 
@@ -87,8 +90,18 @@ $(MADE)/bundle: $(MADE)/detector $(MADE)/head $(MADE)/classifier
 	@touch $@
 
 ## test: the whole suite, outbound network blocked (loopback allowed)
-test: $(STAMP)
-	$(PY) -m pytest
+test: $(STAMP) $(CHECKOV_STAMP)
+	CHECKOV_BIN=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest
+
+## checkov: the Terraform scanner tests/infra runs, in a venv of its own: checkov pins packaging<24,
+## networkx<2.7 and one exact boto3, which ray, pytest and scikit-image in .venv cannot share (docs/infra.md)
+.PHONY: checkov
+checkov: $(CHECKOV_STAMP)
+$(CHECKOV_STAMP):
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	@echo '*' > $(CHECKOV_VENV)/.gitignore
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	@touch $@
 
 ## bench: timings, each against a baseline measured in the same run
 bench: $(STAMP)
@@ -98,7 +111,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check visearch tests bench
 
 clean:
-	rm -rf $(VENV) data/demo .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) data/demo .pytest_cache
 
 ## mlflow: the MLflow UI and tracking server over the project's store (data/mlflow.db, data/mlartifacts)
 ## on loopback until Ctrl-C; MLFLOW_PORT=5001 picks another port (docs/mlflow.md)

@@ -2,7 +2,8 @@
 
 Nothing here can run `terraform init` (providers cannot be downloaded), so the checks are static:
 python-hcl2 parses every file, the tests below assert the structure that matters, and checkov
-(run from its own venv, `make checkov`: docs/infra.md says why) reports no failed check.
+(run from its own venv, `make checkov`: docs/infra.md says why) reports no failed check, except
+the trade-offs dev.tfvars makes on purpose.
 """
 
 from __future__ import annotations
@@ -332,22 +333,34 @@ def _offline_env() -> dict[str, str]:
     return env
 
 
-def test_checkov_passes() -> None:
+# What dev.tfvars trades for cost and convenience (docs/infra.md); nothing else may fail there.
+_DEV_TRADE_OFFS = {
+    "CKV_AWS_39",  # public API endpoint, limited to cluster_endpoint_public_access_cidrs
+    "CKV_AWS_157",  # no database standby
+    "CKV_AWS_293",  # no deletion protection
+    "CKV_AWS_338",  # logs kept 30 days, not a year
+}
+
+
+@pytest.mark.parametrize("var_file", [None, "prod.tfvars", "dev.tfvars"], ids=["defaults", "prod", "dev"])
+def test_checkov_passes(var_file: str | None) -> None:
     checkov = _checkov()
     if checkov is None:
         pytest.skip("checkov is not installed: `make checkov` creates .venv-checkov (docs/infra.md)")
-    run = subprocess.run(
-        [checkov, "--directory", str(TF_DIR), "--framework", "terraform", "--output", "json", "--compact",
-         "--skip-download"],
-        capture_output=True, text=True, env=_offline_env(), timeout=300, check=False,
-    )
+    args = [checkov, "--directory", str(TF_DIR), "--framework", "terraform", "--output", "json", "--compact",
+            "--skip-download"]
+    if var_file:
+        args += ["--var-file", str(TF_DIR / "envs" / var_file)]
+    run = subprocess.run(args, capture_output=True, text=True, env=_offline_env(), timeout=300, check=False)
     assert run.stdout.strip(), f"checkov printed nothing (exit {run.returncode}): {run.stderr[-2000:]}"
     report = json.loads(run.stdout)
     summary = report["summary"]
-    failed = [f"{c['check_id']} {c['resource']} ({c['file_path']}): {c['check_name']}"
-              for c in report["results"]["failed_checks"]]
-    assert summary["failed"] == 0, "checkov failed checks:\n" + "\n".join(failed)
     assert summary["parsing_errors"] == 0
     assert summary["passed"] >= 150, summary  # the whole tree was scanned, not an empty folder
+    failed = report["results"]["failed_checks"]
+    accepted = _DEV_TRADE_OFFS if var_file == "dev.tfvars" else set()
+    unexpected = [f"{c['check_id']} {c['resource']} ({c['file_path']}): {c['check_name']}"
+                  for c in failed if c["check_id"] not in accepted]
+    assert not unexpected, "checkov failed checks:\n" + "\n".join(unexpected)
     for skipped in report["results"]["skipped_checks"]:
         assert skipped["check_result"].get("suppress_comment", "").strip(), skipped["check_id"]
