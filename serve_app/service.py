@@ -59,6 +59,7 @@ class OnlineLearner:
 
     def __init__(self, settings: Settings, events: EventLog, lock: Any) -> None:
         self.online, self.events, self._lock = OnlineReranker(settings.ranking), events, lock
+        self.stop = every(settings.serving.reload_interval_s, self.step, "online-learner")
 
     @classmethod
     def start(cls, settings: Settings, events: EventLog) -> OnlineLearner | None:
@@ -73,9 +74,7 @@ class OnlineLearner:
         except OSError:
             lock.close()
             return None  # another replica learns
-        learner = cls(settings, events, lock)
-        learner.stop = every(settings.serving.reload_interval_s, learner.step, "online-learner")
-        return learner
+        return cls(settings, events, lock)
 
     def step(self) -> int:
         n = self.online.learn_from_log(self.events)
@@ -164,10 +163,7 @@ class Frontend:
     def _trip(self, exp: Experiment, reason: str) -> None:
         """Stop ``exp`` (a new inactive version) and route by it at once; other replicas follow on reload."""
         try:
-            current = self.experiments.get(exp.name)
-            if current.active:
-                current = self.experiments.put(current.model_copy(update={"active": False, "stopped_reason": reason,
-                                                                          "version": 0}))
+            current = self.experiments.stop(exp.name, reason)
             self._experiment, self._stamp = current, self.experiments.stamp()
             log.warning("experiment %s stopped, everyone to %s: %s", exp.name, current.control.name, reason)
         except Exception as e:  # noqa: BLE001 - a failed stop must not fail the request that tripped it

@@ -24,7 +24,7 @@ from visearch.config import Settings
 from visearch.embedding.data import open_dataset
 from visearch.errors import DatasetError
 from visearch.progress import track
-from visearch.ranking.features import Candidate, CatalogStats, candidate_features
+from visearch.ranking.features import Candidate, CatalogStats, candidate_features, online_similarity
 from visearch.ranking.ranker import Ranker, mrr, ndcg_at
 from visearch.registry import ModelStore, pin_model
 from visearch.registry.card import ModelCard, data_provenance, train_command
@@ -141,10 +141,8 @@ def session_groups(data: Path, settings: Settings, progress: bool = True) -> tup
             skipped += 1
             continue
         cand = np.stack([vectors[s] for s in shown])
-        sim = cand @ qvec[q]
-        head = cand[:, :online] / np.linalg.norm(cand[:, :online], axis=1, keepdims=True)
-        qh = qvec[q][:online] / np.linalg.norm(qvec[q][:online])
-        X = candidate_features(sim, head @ qh, [info[s] for s in shown], stats, category=info[q].category)
+        X = candidate_features(cand @ qvec[q], online_similarity(qvec[q], cand, online), [info[s] for s in shown], stats,
+                               category=info[q].category)
         y = np.array([int(ev["clicked"][i]) + int(ev["added_to_cart"][i]) + int(ev["ordered"][i]) for i in idx], np.float32)
         rows[ev["split"][idx[0]]].append((sid, X, y))
     out = {}

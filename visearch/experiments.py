@@ -36,7 +36,8 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from visearch.errors import DatasetError, InvalidArgumentError, NotFoundError
 
-__all__ = ["Variant", "Experiment", "Conclusion", "Guardrails", "assign", "bucket", "reallocate", "ExperimentStore", "default_experiment", "BUCKETS"]
+__all__ = ["Variant", "Experiment", "Conclusion", "Guardrails", "assign", "bucket", "reallocate", "ExperimentStore",
+           "default_experiment", "BUCKETS"]
 
 BUCKETS = 100  # weights are integer percentages
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -197,7 +198,8 @@ def assign(experiment: Experiment, user_id: str) -> Variant:
 def default_experiment(embedder: str, online_dim: int) -> Experiment:
     """What serves when no experiment is set: everyone in one ``control`` arm."""
     dim = online_dim if online_dim in (128, 256) else 128
-    return Experiment(name="default", variants=[Variant(name="control", weight=BUCKETS, embedder=embedder, online_dim=dim)])
+    return Experiment(name="default", variants=[Variant(name="control", weight=BUCKETS, embedder=embedder, online_dim=dim)],
+                      allocation=["control"] * BUCKETS)  # set here, not worked out again for every request
 
 
 class ExperimentStore:
@@ -264,6 +266,13 @@ class ExperimentStore:
             return Experiment.model_validate_json(path.read_text(encoding="utf-8"))
         except (ValidationError, ValueError) as e:
             raise DatasetError(f"{path}: not a valid experiment ({e})") from None
+
+    def stop(self, name: str, reason: str) -> Experiment:
+        """Route everyone to control from now on: a new, inactive version (a stopped one stays as it is)."""
+        current = self.get(name)
+        if not current.active:
+            return current
+        return self.put(current.model_copy(update={"active": False, "stopped_reason": reason}))
 
     def serve(self, name: str | None) -> None:
         """Make ``name`` the serving experiment (``None``: the default single arm)."""

@@ -108,7 +108,7 @@ class _Query:
     category_right: bool | None = None  # the category searched within was the product's (None: every category searched)
 
 
-def _photos(data: Path, split: str, limit: int | None, kind: str | None = None) -> dict[str, list[dict[str, Any]]]:
+def held_out_photos(data: Path, split: str, limit: int | None = None, kind: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """Rows of each held-out photo of ``split`` (of ``kind`` when given), every row with its ``kind``."""
     import pyarrow.parquet as pq
 
@@ -168,7 +168,7 @@ def run_queries(client: PipelineClient, data: Path, split: str = "test", limit: 
     """Every held-out photo (of ``kind``, or all), auto-picked and tapped; returns the scored queries and photo latencies (ms)."""
     from visearch.catalog import read_catalog
 
-    photos = _photos(data, split, limit, kind)
+    photos = held_out_photos(data, split, limit, kind)
     catalog = read_catalog(data, columns=["product_id", "category"]).to_pydict()
     categories = dict(zip(catalog["product_id"], catalog["category"], strict=True))
     queries: list[_Query] = []

@@ -60,9 +60,10 @@ class Searcher:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Searcher:
-        """The configured index, the ranker when one is registered, and the online re-ranker's checkpoint."""
-        ref = ranker_ref(settings)
+    def from_settings(cls, settings: Settings, *, with_ranker: bool = True) -> Searcher:
+        """The configured index, the ranker when one is registered (unless the caller follows it itself), and
+        the online re-ranker's checkpoint."""
+        ref = ranker_ref(settings) if with_ranker else None
         online = OnlineReranker(settings.ranking) if settings.ranking.online_weight > 0 else None
         searcher = cls(settings.index, Ranker.from_ref(ref, settings) if ref else None, online, settings.ranking.candidates)
         searcher.index(settings.index.online_dim).count()  # fail now, not on the first query

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from visearch.errors import DatasetError, InvalidArgumentError
+from visearch.errors import InvalidArgumentError
 from visearch.progress import track
 
 __all__ = ["Shopper", "simulate", "SimulationReport"]
@@ -56,23 +56,10 @@ class Shopper:
 def _photos(data: Path, split: str) -> list[tuple[str, str]]:
     """(image path, the product the shopper photographed) of every held-out photo: a screenshot's first
     object (the product its page is about), a shopper photo's most visible one."""
-    import pyarrow.parquet as pq
+    from visearch.pipeline_eval import held_out_photos
 
-    path = data / "scenes.parquet"
-    if not path.is_file():
-        raise DatasetError(f"{data}: no scenes.parquet; is it a WB-Synth data set?")
-    t = pq.read_table(path).to_pydict()
-    chosen: dict[str, tuple[float, str]] = {}
-    for i, image in enumerate(t["image"]):
-        if t["split"][i] != split:
-            continue
-        kind = (t.get("kind") or ["shopper"] * len(t["image"]))[i]
-        vis = 10.0 if kind == "screenshot" and image not in chosen else float(t["visible"][i])
-        if image not in chosen or vis > chosen[image][0]:
-            chosen[image] = (vis, t["product_id"][i])
-    if not chosen:
-        raise DatasetError(f"{data}: no photos in split {split!r}")
-    return sorted((image, pid) for image, (_, pid) in chosen.items())
+    return [(image, (rows[0] if rows[0]["kind"] == "screenshot" else max(rows, key=lambda r: r["visible"]))["product_id"])
+            for image, rows in held_out_photos(data, split).items()]
 
 
 def _wait_ready(client: Any, url: str, wait_s: float) -> None:

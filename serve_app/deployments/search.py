@@ -22,7 +22,7 @@ from visearch.searcher import Searcher
 class SearchDeployment:
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = settings_from(settings)
-        self.searcher = Searcher.from_settings(self.settings)
+        self.searcher = Searcher.from_settings(self.settings, with_ranker=False)  # the watcher below loads it
         self.ranker: ModelWatcher[Ranker] | None = None
         self._follow_ranker()
         self._stop = every(self.settings.serving.reload_interval_s, self._reload, "search-reload")

@@ -234,7 +234,7 @@ def test_set_without_kind_reads_as_shopper_photos(tiny_synth, tmp_path):
     assert "kind" not in scenes
     assert set(scene_kinds(scenes)) == {"shopper"}
     assert check_dataset(old) == []
-    from visearch.pipeline_eval import _photos as eval_photos
+    from visearch.pipeline_eval import held_out_photos as eval_photos
 
     photos = eval_photos(old, "test", None)
     assert photos and all(r["kind"] == "shopper" for rows in photos.values() for r in rows)

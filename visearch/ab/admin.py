@@ -89,10 +89,7 @@ class ExperimentAdmin:
 
     def stop(self, name: str, reason: str) -> Experiment:
         """Route everyone to control from now on (a new version, inactive), keeping the events."""
-        current = self.store.get(name)
-        if not current.active:
-            return current
-        return self.store.put(current.model_copy(update={"active": False, "stopped_reason": reason, "version": 0}))
+        return self.store.stop(name, reason)
 
     # ------------------------------------------------------------------ judging
     def report(self, name: str, *, out_dir: Path | None = None, log_mlflow: bool = True) -> dict[str, Any]:
@@ -115,22 +112,22 @@ class ExperimentAdmin:
         return report
 
     def _log(self, report: dict[str, Any], json_path: Path, png_path: Path) -> str:
+        """An MLflow run of the report: its figures (the project's one key scheme) and both files."""
         from visearch.registry import ModelStore
+        from visearch.registry.recorder import ModelRecorder
 
         store = ModelStore(self.settings)
         params = {"experiment": report["experiment"], "version": report["version"], "control": report["control"]}
-        with store.run(self.settings.experiments.mlflow_experiment, f"report-{report['experiment']}", params,
-                       {"visearch.kind": "ab-report"}) as run:
-            metrics: dict[str, float] = {"users": report["users"], "mixed_users": report["mixed_users"],
-                                         "srm_p_value": report["srm"]["p_value"]}
-            for variant, row in report["variants"].items():
-                metrics[f"{variant}/users"] = row["users"]
-                for m in METRICS:
-                    metrics[f"{variant}/{m}"] = row[m]["value"]
-            store.client.log_batch(run.info.run_id, metrics=[_metric(k, v) for k, v in metrics.items()])
+        figures: dict[str, Any] = {"users": report["users"], "mixed_users": report["mixed_users"],
+                                   "srm_p_value": report["srm"]["p_value"]}
+        for variant, row in report["variants"].items():
+            figures[variant] = {"users": row["users"], **{m: row[m]["value"] for m in METRICS}}
+        with ModelRecorder(store, self.settings.experiments.mlflow_experiment, f"report-{report['experiment']}", params,
+                           {"visearch.kind": "ab-report"}) as recorder:
+            recorder.figures(figures, prefix="report")
             for path in (json_path, png_path):
-                store.client.log_artifact(run.info.run_id, str(path))
-            return str(run.info.run_id)
+                store.client.log_artifact(recorder.run_id, str(path))
+            return recorder.run_id
 
     def winner(self, report: dict[str, Any], metric: str = PRIMARY_METRIC) -> str | None:
         """The arm whose always-valid difference to control on ``metric`` is positive and largest, if any."""
@@ -156,10 +153,10 @@ class ExperimentAdmin:
         report = self.report(name)
         chosen = winner or self.winner(report, metric) or current.control.name
         arm = current.variant(chosen)
-        why = reason or (f"{chosen}: {metric} {report['variants'][chosen][metric]['value']:.4g}"
-                         + (f", {report['variants'][chosen][metric]['vs_control']['relative']:+.1%} vs control"
-                            if chosen != report["control"] and report["variants"][chosen][metric]["vs_control"]["relative"]
-                            is not None else " (control kept)"))
+        figure = report["variants"][chosen][metric]
+        relative = figure.get("vs_control", {}).get("relative")
+        why = reason or f"{chosen}: {metric} {figure['value']:.4g}" + (
+            f", {relative:+.1%} vs control" if relative is not None else " (control kept)")
         promoted = None
         if promote:
             pinned = pin_model(arm.embedder, self.settings)
@@ -168,7 +165,7 @@ class ExperimentAdmin:
             previous = ModelStore(self.settings).promote(pinned.name, pinned.version, "champion", by,
                                                          f"experiment {name}: {why}")
             promoted = f"{pinned.ref} -> @champion (was {previous or 'none'})"
-        ended = current.model_copy(update={"active": False, "version": 0, "concluded": Conclusion(
+        ended = current.model_copy(update={"active": False, "concluded": Conclusion(
             winner=chosen, reason=why, by=by, at=time.time(), promoted=promoted)})
         stored = self.store.put(ended)
         if self.store.stamp()[0] == name:
@@ -176,8 +173,3 @@ class ExperimentAdmin:
         return {"experiment": name, "version": stored.version, "winner": chosen, "reason": why, "promoted": promoted,
                 "report": report["files"], "mlflow_run": report.get("mlflow_run")}
 
-
-def _metric(key: str, value: float) -> Any:
-    from mlflow.entities import Metric
-
-    return Metric(key.replace("@", "_"), float(value), int(time.time() * 1000), 0)

@@ -29,7 +29,6 @@ app.add_typer(keys_app, name="keys")
 
 AsJson = Annotated[bool, typer.Option("--json", help="print one JSON object")]
 Name = Annotated[str, typer.Argument(help="experiment name")]
-DEFAULT_EMBEDDER = "models:/visearch-embedder@champion"
 
 
 def _admin():  # noqa: ANN202 - imported lazily: the CLI starts fast
@@ -39,7 +38,8 @@ def _admin():  # noqa: ANN202 - imported lazily: the CLI starts fast
 
 
 def parse_arm(text: str) -> Variant:
-    """``NAME:WEIGHT[:DIM[:EMBEDDER]]``, e.g. ``treatment:50:256:models:/visearch-embedder/3``."""
+    """``NAME:WEIGHT[:DIM[:EMBEDDER]]``, e.g. ``treatment:50:256:models:/visearch-embedder/3`` (the embedder
+    defaults to the variant's own default, the champion)."""
     parts = text.split(":", 3)
     if len(parts) < 2 or not parts[1].isdigit():
         raise InvalidArgumentError(f"--arm {text!r}: expected NAME:WEIGHT[:DIM[:EMBEDDER]], e.g. control:50:128")
@@ -48,7 +48,8 @@ def parse_arm(text: str) -> Variant:
         if not parts[2].isdigit():
             raise InvalidArgumentError(f"--arm {text!r}: DIM must be 128 or 256, got {parts[2]!r}")
         fields["online_dim"] = int(parts[2])
-    fields["embedder"] = parts[3] if len(parts) > 3 and parts[3] else DEFAULT_EMBEDDER
+    if len(parts) > 3 and parts[3]:
+        fields["embedder"] = parts[3]
     try:
         return Variant.model_validate(fields)
     except ValueError as e:

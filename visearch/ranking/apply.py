@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from visearch.index import Hit
-from visearch.ranking.features import Candidate, candidate_features
+from visearch.ranking.features import Candidate, candidate_features, online_similarity
 from visearch.ranking.online import OnlineReranker
 from visearch.ranking.ranker import Ranker
 
@@ -44,12 +44,11 @@ def rerank(hits: Sequence[Hit], query: np.ndarray, vectors: dict[str, np.ndarray
     """
     if not hits:
         return []
-    q = np.asarray(query, np.float32)
-    qh = q[:online_dim] / max(float(np.linalg.norm(q[:online_dim])), 1e-12)
     sim = np.array([h.score for h in hits], np.float32)
-    online_sim = np.array([float(vectors[h.product_id][:online_dim] @ qh / max(
-        float(np.linalg.norm(vectors[h.product_id][:online_dim])), 1e-12)) if h.product_id in vectors else h.score
-        for h in hits], np.float32)
+    online_sim = sim.copy()
+    stored = [i for i, h in enumerate(hits) if h.product_id in vectors]
+    if stored:
+        online_sim[stored] = online_similarity(query, np.stack([vectors[hits[i].product_id] for i in stored]), online_dim)
     X = candidate_features(sim, online_sim, [candidate_of(h) for h in hits], ranker.stats, context.category,
                            context.articles)
     scores = ranker.score(X)

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["FEATURES", "Candidate", "CatalogStats", "candidate_features"]
+from visearch.index.validation import normalise_rows
+
+__all__ = ["FEATURES", "Candidate", "CatalogStats", "candidate_features", "online_similarity"]
 
 FEATURES: tuple[str, ...] = (
     "similarity",          # cosine of the full (512-d) vectors: search's final score
@@ -65,6 +67,14 @@ class CatalogStats:
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> CatalogStats:
         return cls({str(k): float(v) for k, v in dict(d["median_price"]).items()}, float(d["overall_median"]))  # type: ignore[call-overload,arg-type]
+
+
+def online_similarity(query: np.ndarray, candidates: np.ndarray, online_dim: int) -> np.ndarray:
+    """Cosine of the query's and each candidate's first ``online_dim`` values, each slice re-normalised:
+    the similarity the index's first (online) stage ranked them by."""
+    q = normalise_rows(np.ascontiguousarray(np.asarray(query, np.float32)[None, :online_dim]), what="query")
+    c = normalise_rows(np.ascontiguousarray(np.asarray(candidates, np.float32)[:, :online_dim]), what="candidates")
+    return c @ q[0]
 
 
 def candidate_features(similarity: np.ndarray, similarity_online: np.ndarray, candidates: Sequence[Candidate],

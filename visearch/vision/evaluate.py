@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,8 @@ from visearch.synth.preview import draw_boxes
 from visearch.vision.detector import Detector
 from visearch.vision.ocr import ArticleReader
 
-__all__ = ["eval_detector", "map50", "category_map50", "eval_ocr", "write_report", "iou", "category_votes", "fusion_accuracy", "calibrate_fusion",
-]
+__all__ = ["eval_detector", "map50", "category_map50", "eval_ocr", "write_report", "iou", "category_votes",
+           "fusion_accuracy", "calibrate_fusion"]
 
 Box = tuple[float, float, float, float]
 SHEET_PHOTOS = 8
@@ -44,6 +44,21 @@ def _split_rows(data: Path, split: str) -> tuple[dict[str, list], dict[str, list
     if not by_scene:
         raise DatasetError(f"{data}: the {split} split has no shopper photos")
     return scenes, dict(by_scene)
+
+
+def _held_out_objects(data: Path, split: str, limit: int | None, progress: bool,
+                      what: str) -> Iterator[tuple[Image.Image, list[tuple[Box, str, str]]]]:
+    """Each photo of ``split`` (the first ``limit``) with its true objects: box, category, kind of photo."""
+    scenes, by_scene = _split_rows(data, split)
+    catalog = read_catalog(data, columns=["product_id", "category"]).to_pydict()
+    category_of = dict(zip(catalog["product_id"], catalog["category"], strict=True))
+    kinds = scenes.get("kind") or ["shopper"] * len(scenes["split"])
+    names = sorted(by_scene)[:limit] if limit else sorted(by_scene)
+    for scene in track(names, len(names), what, enabled=progress):
+        rows = by_scene[scene]
+        image = Image.open(data / scenes["image"][rows[0]]).convert("RGB")
+        yield image, [((float(scenes["x1"][r]), float(scenes["y1"][r]), float(scenes["x2"][r]), float(scenes["y2"][r])),
+                       str(category_of.get(scenes["product_id"][r])), str(kinds[r] or "shopper")) for r in rows]
 
 
 def iou(a: Box, b: Box) -> float:
@@ -116,21 +131,13 @@ def category_map50(data: Path, split: str, detector: Detector, classifier: Any |
     """:func:`map50` of the detector's boxes on ``split``, categories named as search names them: by the
     detector, or fused with the crop classifier's opinion (``CategoryClassifier.decide``), scored by box
     score times category score."""
-    scenes, by_scene = _split_rows(data, split)
-    catalog = read_catalog(data, columns=["product_id", "category"]).to_pydict()
-    category_of = dict(zip(catalog["product_id"], catalog["category"], strict=True))
     photos = []
-    names = sorted(by_scene)[:limit] if limit else sorted(by_scene)
-    for scene in track(names, len(names), "categories of held-out photos", enabled=progress):
-        rows = by_scene[scene]
-        image = Image.open(data / scenes["image"][rows[0]]).convert("RGB")
+    for image, truths in _held_out_objects(data, split, limit, progress, "categories of held-out photos"):
         dets = [d for d in detector.detect([image], conf=MAP_CONF)[0] if not d.fallback]
         if classifier is not None and dets:
             dets = classifier.decide(image, dets, detector.names, max_objects=len(dets))
         predictions = [(d.box, d.category, d.score * (d.category_score or 1.0)) for d in dets]
-        truths = [((float(scenes["x1"][r]), float(scenes["y1"][r]), float(scenes["x2"][r]), float(scenes["y2"][r])),
-                   str(category_of.get(scenes["product_id"][r]))) for r in rows]
-        photos.append((predictions, truths))
+        photos.append((predictions, [(box, category) for box, category, _ in truths]))
     return map50(photos)
 
 
@@ -235,7 +242,6 @@ def eval_ocr(
     return report, _sheet(tiles, f"PP-OCR ({report['engine']}) on WB-Synth {split}: recall {report['recall']}, precision {report['precision']}")
 
 
-
 FUSION_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 1e6)  # 1e6: the detector decides wherever it named a category
 
 
@@ -261,26 +267,17 @@ def category_votes(data: Path, settings: Settings, split: str = "val", limit: in
         raise InvalidArgumentError("no crop classifier to calibrate: VISEARCH_MODELS__CLASSIFIER names none registered")
     detector = Detector.from_ref(settings.models.detector, settings)
     classifier = CategoryClassifier.from_ref(ref, settings)
-    scenes, by_scene = _split_rows(data, split)
-    catalog = read_catalog(data, columns=["product_id", "category"]).to_pydict()
-    category_of = dict(zip(catalog["product_id"], catalog["category"], strict=True))
-    kinds = scenes.get("kind") or ["shopper"] * len(scenes["split"])
-    names = sorted(by_scene)[:limit] if limit else sorted(by_scene)
     out = []
-    for scene in track(names, len(names), "categories of held-out objects", enabled=progress):
-        rows = by_scene[scene]
-        image = Image.open(data / scenes["image"][rows[0]]).convert("RGB")
+    for image, truths in _held_out_objects(data, split, limit, progress, "categories of held-out objects"):
         dets = [d for d in detector.detect([image])[0] if not d.fallback][: settings.vision.classify_max_objects]
         if not dets:
             continue
         probs = classifier.probs(image, [d.box for d in dets])
-        for r in rows:
-            truth = (float(scenes["x1"][r]), float(scenes["y1"][r]), float(scenes["x2"][r]), float(scenes["y2"][r]))
-            overlaps = [iou(d.box, truth) for d in dets]
+        for box, category, kind in truths:
+            overlaps = [iou(d.box, box) for d in dets]
             best = int(np.argmax(overlaps))
             if overlaps[best] >= 0.3:
-                out.append(CategoryVote(dets[best].category, dets[best].score, probs[best],
-                                        str(category_of.get(scenes["product_id"][r])), str(kinds[r] or "shopper")))
+                out.append(CategoryVote(dets[best].category, dets[best].score, probs[best], category, kind))
     return out, classifier.names
 
 
