@@ -41,6 +41,7 @@ data/vectors/demo.parquet: $(DEMO_DIR)/manifest.json
 	$(VENV)/bin/visearch vectorize --data $(DEMO_DIR) --out $@
 
 data/index/CURRENT: data/vectors/demo.parquet
+	$(VENV)/bin/visearch tags generate --data $(DEMO_DIR) --quiet > /dev/null
 	$(VENV)/bin/visearch index build --vectors $< --catalog $(DEMO_DIR)/products.parquet
 	$(VENV)/bin/visearch calibrate --data $(DEMO_DIR) --quiet --if-missing
 
@@ -58,7 +59,8 @@ demo-ab: $(STAMP) data/index/CURRENT
 	  $(VENV)/bin/visearch experiments report head-size
 
 ## models: the default bundle again from scratch, with the full recipes (hours on 2 cores, minutes on a GPU):
-## data sets, detector, backbone, head, crop classifier, then models/default.tar.gz and its cards (docs/models.md).
+## data sets, detector, backbone, head, crop classifier, tag model, refiner, then models/default.tar.gz and its cards
+## (docs/models.md).
 ## Each finished step leaves a stamp in $(MADE): cut short, `make models` goes on from the step it was in.
 TRAIN_DIR ?= data/train2k
 MADE ?= data/made
@@ -83,9 +85,16 @@ $(MADE)/head: $(MADE)/backbone
 $(MADE)/classifier: $(MADE)/train-data
 	$(V) train classifier --data $(TRAIN_DIR) --recipe full --alias champion --quiet
 	@touch $@
-$(MADE)/bundle: $(MADE)/detector $(MADE)/head $(MADE)/classifier
+$(MADE)/tags: $(MADE)/head
+	$(V) train tags --data $(TRAIN_DIR) --recipe full --alias champion --quiet
+	@touch $@
+$(MADE)/refiner: $(MADE)/head
+	$(V) train refiner --data $(TRAIN_DIR) --recipe full --alias champion --quiet
+	@touch $@
+$(MADE)/bundle: $(MADE)/detector $(MADE)/head $(MADE)/classifier $(MADE)/tags $(MADE)/refiner
 	$(V) models export models:/visearch-detector@champion models:/visearch-classifier@champion \
 		models:/visearch-embedder@champion models:/visearch-embedder-baseline@champion \
+		models:/visearch-tagger@champion models:/visearch-refiner@champion \
 		--out $(BUNDLE) --label default --note "full recipes, make models"
 	@touch $@
 

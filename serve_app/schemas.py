@@ -45,10 +45,17 @@ class ResultOut(_Out):
     via: Literal["vector", "article"] = "vector"
 
 
+class TagOut(_Out):
+    text: str
+    facet: str = Field(description="category, colour, pattern, material, brand or other")
+    score: float = Field(description="how likely the crop carries the tag, 0..1")
+
+
 class GroupOut(_Out):
     object_id: int
     results: list[ResultOut]
     category: str | None = Field(None, description="the detected category these results were searched within")
+    tags: list[TagOut] | None = None
 
 
 class SearchResponse(_Out):
@@ -67,6 +74,9 @@ class SearchResponse(_Out):
     category: str | None = Field(None, description=(
         "the category the detector named for the object, which the results were searched within; null: every "
         "category (a class-agnostic detector, a drawn box, or a category filter in the request)"))
+    tags: list[TagOut] | None = Field(None, description="the searched crop's tags, most likely first; null: see tags_note")
+    tags_note: str | None = Field(None, description="why tags were omitted (no tag model, too slow, another embedder)")
+    refinement: str | None = Field(None, description="the text a refined search applied (POST /v1/refine)")
 
 
 class Filters(BaseModel):
@@ -87,6 +97,17 @@ class SearchRequest(BaseModel):
     filters: Filters | None = None
     top_k: int | None = Field(None, ge=1)
     all_objects: bool = False
+
+
+class RefineRequest(BaseModel):
+    """An object of an uploaded photo, changed by a short text: "same but red", "такой же, но в полоску"."""
+
+    model_config = ConfigDict(extra="forbid")
+    session_id: str = Field(min_length=1, max_length=128)
+    object_id: int | None = Field(None, ge=0, description="default: the object the upload was searched for")
+    text: str = Field(description="the change, in Russian or English; at most VISEARCH_TAGS__MAX_TEXT_CHARS characters")
+    filters: Filters | None = None
+    top_k: int | None = Field(None, ge=1)
 
 
 class EventIn(BaseModel):

@@ -209,6 +209,16 @@ class Frontend:
         self._shadow(exp, session, answer)
         return answer
 
+    def _session_variant(self, session_id: str, user_id: str) -> tuple[PhotoSession, Experiment, Variant]:
+        """A stored upload and the variant that keeps serving it (the user's arm, if the experiment changed)."""
+        session, served = self.sessions.get(session_id)
+        exp = self.experiment
+        try:
+            variant = exp.variant(served.variant) if exp.name == served.experiment else assign(exp, user_id)
+        except NotFoundError:
+            variant = assign(exp, user_id)
+        return session, exp, variant
+
     async def search(self, user_id: str, *, session_id: str | None, object_id: int | None, box: list[float] | None,
                      article: str | None, top_k: int | None, all_objects: bool, filter: SearchFilter | None) -> Answer:
         given = sum(x is not None for x in (object_id, box, article)) + bool(all_objects)
@@ -224,12 +234,7 @@ class Frontend:
         else:
             if not session_id:
                 raise InvalidArgumentError("session_id is needed to search an object or a box of an uploaded photo")
-            session, served = self.sessions.get(session_id)
-            exp = self.experiment
-            try:
-                variant = exp.variant(served.variant) if exp.name == served.experiment else assign(exp, user_id)
-            except NotFoundError:
-                variant = assign(exp, user_id)
+            session, exp, variant = self._session_variant(session_id, user_id)
             async with self._watched(exp, variant):
                 answer = await self.flow.again(session, variant=variant, experiment=exp.name, object_id=object_id,
                                                box=box, top_k=top_k, all_objects=all_objects, filter=filter,
@@ -237,6 +242,18 @@ class Frontend:
             answer.session_id = session_id
             served = Served(user_id, exp.name, variant.name)
         await self._remember(answer, served)
+        self.metrics.observe_stages(answer.timings_ms, answer.variant)
+        return answer
+
+    async def refine(self, user_id: str, *, session_id: str, object_id: int | None, text: str, top_k: int | None,
+                     filter: SearchFilter | None) -> Answer:
+        """The session's object as the text says it should be, served by the variant the upload was."""
+        session, exp, variant = self._session_variant(session_id, user_id)
+        async with self._watched(exp, variant):
+            answer = await self.flow.refine(session, variant=variant, text=text, experiment=exp.name, object_id=object_id,
+                                            top_k=top_k, filter=filter, request_id=new_id("r"))
+        answer.session_id = session_id
+        await self._remember(answer, Served(user_id, exp.name, variant.name))
         self.metrics.observe_stages(answer.timings_ms, answer.variant)
         return answer
 

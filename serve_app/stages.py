@@ -18,6 +18,8 @@ from visearch.index import Hit, SearchFilter
 from visearch.query import Detected, Embedded, Searched
 from visearch.ranking.apply import RankContext
 from visearch.registry.watch import PinCache
+from visearch.tags.crop_tags import Neighbour
+from visearch.tags.projection import Tagged
 from visearch.vision.ocr import TextLine
 
 
@@ -50,6 +52,13 @@ class ServeStages:
 
     async def vector(self, product_id: str) -> np.ndarray | None:
         return await self.search_.vector.remote(product_id)
+
+    async def tags(self, vectors: np.ndarray, neighbours: Sequence[Sequence[Neighbour]], embedder: str,
+                   k: int) -> list[list[Tagged]]:
+        return await self.search_.tags.remote(vectors, [list(n) for n in neighbours], embedder, k)
+
+    async def refine(self, vectors: np.ndarray, texts: Sequence[str], embedder: str) -> np.ndarray:
+        return await self.embedder.options(multiplexed_model_id=embedder).refine.remote(vectors, list(texts))
 
     # ------------------------------------------------------------------ beyond the query flow
     async def products(self, product_ids: Sequence[str]) -> dict[str, dict]:

@@ -54,8 +54,8 @@ def cli():
 
 @pytest.fixture(scope="session")
 def tiny_models(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tiny detector, backbone, head and crop classifier trained on ``tiny_synth`` and registered as @champion,
-    the catalog vectorised and indexed: a data dir (``root/data``) the search stages load from."""
+    """Tiny detector, backbone, head, crop classifier, tag model and refiner trained on ``tiny_synth`` and registered
+    as @champion, the catalog tagged, vectorised and indexed: a data dir (``root/data``) the search stages load from."""
     root = tmp_path_factory.mktemp("models")
     (root / "home").mkdir()
     # train on a copy: ultralytics writes label caches beside the labels, and tiny_synth stays pristine
@@ -65,6 +65,9 @@ def tiny_models(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> P
         ("train", "backbone", "--data", data, "--recipe", "tiny", "--alias", "champion", "--quiet"),
         ("train", "head", "--data", data, "--recipe", "tiny", "--alias", "champion"),
         ("train", "classifier", "--data", data, "--recipe", "tiny", "--alias", "champion", "--quiet"),
+        ("train", "tags", "--data", data, "--recipe", "tiny", "--alias", "champion", "--quiet"),
+        ("train", "refiner", "--data", data, "--recipe", "tiny", "--alias", "champion", "--quiet"),
+        ("tags", "generate", "--data", data, "--quiet"),
         ("vectorize", "--data", data, "--quiet"),
         ("index", "build", "--vectors", str(root / "data" / "vectors" / "tiny.parquet"),
          "--catalog", str(Path(data) / "products.parquet"), "--quiet"),

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from training.recipes import pick_recipe
+from training.vectorize import catalog_vectors
 from visearch.config import Settings
 from visearch.embedding.data import open_dataset
 from visearch.errors import DatasetError
@@ -89,19 +90,6 @@ def _query_crops(dataset: Any, products: set[str]) -> dict[str, tuple[str, tuple
     return {p: (img, box) for p, (_, img, box) in best.items()}
 
 
-def _catalog_vectors(data: Path, settings: Settings, progress: bool) -> tuple[dict[str, np.ndarray], str]:
-    """Catalog vectors by the serving embedder, cached per data set and embedder version."""
-    from training.vectorize import vectorize_catalog
-
-    pinned = pin_model(settings.models.embedder, settings)
-    dataset = open_dataset(data)
-    path = settings.data_dir / "vectors" / "ranker" / f"{dataset.fingerprint}-{pinned.label.replace('/', '-')}.parquet"
-    if not path.is_file():
-        vectorize_catalog(data, settings, path, ref=pinned.ref, progress=progress)
-    t = pq.read_table(path).to_pydict()
-    return {p: np.asarray(v, np.float32) for p, v in zip(t["product_id"], t["vector"], strict=True)}, pinned.label
-
-
 def session_groups(data: Path, settings: Settings, progress: bool = True) -> tuple[dict[str, SessionGroups], CatalogStats, dict[str, Any]]:
     """Every logged session of ``data`` as a query group per split, the catalog statistics, and counts."""
     from visearch.embedding.embedder import Embedder
@@ -117,7 +105,7 @@ def session_groups(data: Path, settings: Settings, progress: bool = True) -> tup
     info = {pid: Candidate(pid, str(p["category"][i]), float(p["price"][i]), float(p["rating"][i]), int(p["reviews_count"][i]))
             for i, pid in enumerate(p["product_id"])}
     stats = CatalogStats.of([c.category or "" for c in info.values()], [c.price or 0.0 for c in info.values()])
-    vectors, embedder_label = _catalog_vectors(data, settings, progress)
+    vectors, embedder_label = catalog_vectors(data, settings, settings.models.embedder, progress)
     crops = _query_crops(dataset, set(ev["query_product_id"]))
     embedder = Embedder.from_ref(settings.models.embedder, settings)
     queries = sorted(crops)

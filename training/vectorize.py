@@ -21,7 +21,7 @@ from visearch.errors import DatasetError
 from visearch.progress import track
 from visearch.vision.images import ImageLimits, load_image
 
-__all__ = ["vectorize_catalog"]
+__all__ = ["vectorize_catalog", "catalog_vectors"]
 
 
 def vectorize_catalog(data: Path, settings: Settings, out: Path, ref: str | None = None, progress: bool = True) -> dict:
@@ -60,3 +60,18 @@ def vectorize_catalog(data: Path, settings: Settings, out: Path, ref: str | None
                       "vector": pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), matrix.shape[1])})
     pq.write_table(table, out)
     return {"products": len(ids), "dim": int(matrix.shape[1]), "out": str(out), "embedder": embedder.ref}
+
+
+def catalog_vectors(data: Path, settings: Settings, ref: str, progress: bool = True) -> tuple[dict[str, np.ndarray], str]:
+    """Every product's vector by the embedder at ``ref``, cached per data set and embedder version
+    (ranker, tag and refiner training all search the catalog the way the service does)."""
+    from visearch.embedding.data import open_dataset
+    from visearch.registry import pin_model
+
+    pinned = pin_model(ref, settings)
+    dataset = open_dataset(data)
+    path = settings.data_dir / "vectors" / "ranker" / f"{dataset.fingerprint}-{pinned.label.replace('/', '-')}.parquet"
+    if not path.is_file():
+        vectorize_catalog(data, settings, path, ref=pinned.ref, progress=progress)
+    t = pq.read_table(path).to_pydict()
+    return {p: np.asarray(v, np.float32) for p, v in zip(t["product_id"], t["vector"], strict=True)}, pinned.label

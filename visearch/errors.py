@@ -15,6 +15,7 @@ __all__ = [
     "UnauthorizedError",
     "ForbiddenError",
     "ConflictError",
+    "EndpointError",
 ]
 
 
@@ -58,3 +59,9 @@ class ConflictError(VisearchError):
     """The action does not fit the current state (concluding a concluded experiment)."""
 
     http_status = 409
+
+
+class EndpointError(VisearchError):
+    """A model endpoint this process calls (an OpenAI-compatible server) is unreachable or refuses."""
+
+    http_status = 502

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -35,6 +33,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from visearch.errors import DatasetError, InvalidArgumentError, NotFoundError
+from visearch.files import write_text_atomic
 
 __all__ = ["Variant", "Experiment", "Conclusion", "Guardrails", "assign", "bucket", "reallocate", "ExperimentStore",
            "default_experiment", "BUCKETS"]
@@ -213,19 +212,6 @@ class ExperimentStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def _write_atomic(self, path: Path, text: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
     def names(self) -> list[str]:
         """Every experiment with at least one stored version."""
         if not self.root.is_dir():
@@ -251,7 +237,7 @@ class ExperimentStore:
             allocation = reallocate(self.get(experiment.name).owners() if versions else None, experiment.variants)
         stored = Experiment.model_validate({**experiment.model_dump(), "version": number, "allocation": allocation,
                                             "created": time.time()})
-        self._write_atomic(self.root / experiment.name / f"v{number:06d}.json", stored.model_dump_json(indent=2))
+        write_text_atomic(self.root / experiment.name / f"v{number:06d}.json", stored.model_dump_json(indent=2), fsync=True)
         return stored
 
     def get(self, name: str, version: int | None = None) -> Experiment:
@@ -278,7 +264,7 @@ class ExperimentStore:
         """Make ``name`` the serving experiment (``None``: the default single arm)."""
         if name is not None:
             self.get(name)
-        self._write_atomic(self.root / "SERVING", json.dumps({"serving": name}))
+        write_text_atomic(self.root / "SERVING", json.dumps({"serving": name}), fsync=True)
 
     def serving(self) -> Experiment | None:
         marker = self.root / "SERVING"

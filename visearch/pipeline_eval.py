@@ -106,6 +106,7 @@ class _Query:
     article_hit: bool
     category_share: float | None
     category_right: bool | None = None  # the category searched within was the product's (None: every category searched)
+    tags_precision: float | None = None  # share of the answer's tags among the product's attributes (None: no tags)
 
 
 def held_out_photos(data: Path, split: str, limit: int | None = None, kind: str | None = None) -> dict[str, list[dict[str, Any]]]:
@@ -148,8 +149,17 @@ def _take(by_photo: dict[str, list[dict[str, Any]]], limit: int | None) -> list[
     return sorted(name for k, q in zip(kinds, quotas, strict=True) for name in by_kind[k][:q])
 
 
+def _tags_precision(answer: dict[str, Any], attributes: set[str] | None) -> float | None:
+    """Precision@5 of the answer's tags against the product's attribute values (as canonical tags)."""
+    tags = answer.get("tags")
+    if not tags or attributes is None:
+        return None
+    texts = [t["text"] for t in tags[:5]]
+    return sum(t in attributes for t in texts) / 5
+
+
 def _score(q_kind: str, photo_kind: str, truth: dict[str, Any], answer: dict[str, Any], categories: dict[str, str],
-           object_id: int | None) -> _Query:
+           object_id: int | None, attributes: dict[str, set[str]] | None = None) -> _Query:
     results = answer["results"]
     ranked = [x["product_id"] for x in results]
     want_cat = categories.get(truth["product_id"])
@@ -160,17 +170,21 @@ def _score(q_kind: str, photo_kind: str, truth: dict[str, Any], answer: dict[str
     searched = answer.get("category")
     return _Query(q_kind, photo_kind, truth["product_id"], ranked, top["score"] if top and top["via"] == "vector" else None,
                   top["match"] if top else None, top["via"] if top else None, truth["product_id"] in hits, share,
-                  None if searched is None else searched == want_cat)
+                  None if searched is None else searched == want_cat,
+                  _tags_precision(answer, (attributes or {}).get(truth["product_id"])))
 
 
 def run_queries(client: PipelineClient, data: Path, split: str = "test", limit: int | None = None, k: int = 10,
                 progress: bool = True, kind: str | None = None) -> tuple[list[_Query], list[float]]:
     """Every held-out photo (of ``kind``, or all), auto-picked and tapped; returns the scored queries and photo latencies (ms)."""
     from visearch.catalog import read_catalog
+    from visearch.tags.vocabulary import ATTRIBUTE_FACETS, attribute_tags
 
     photos = held_out_photos(data, split, limit, kind)
-    catalog = read_catalog(data, columns=["product_id", "category"]).to_pydict()
-    categories = dict(zip(catalog["product_id"], catalog["category"], strict=True))
+    table = read_catalog(data)
+    catalog = table.select([c for c in ("product_id", "category", *ATTRIBUTE_FACETS) if c in table.schema.names]).to_pylist()
+    categories = {r["product_id"]: r.get("category") for r in catalog}
+    attributes = {r["product_id"]: {t.text for t in attribute_tags(r)} for r in catalog}
     queries: list[_Query] = []
     latencies: list[float] = []
     for name in track(list(photos), len(photos), "searching held-out photos", enabled=progress):
@@ -187,7 +201,7 @@ def run_queries(client: PipelineClient, data: Path, split: str = "test", limit: 
         overlaps = [iou(boxes[picked], tb) for tb in true_boxes]
         best = int(np.argmax(overlaps))
         if overlaps[best] >= MIN_IOU:
-            queries.append(_score("auto", photo_kind, truths[best], answer, categories, picked))
+            queries.append(_score("auto", photo_kind, truths[best], answer, categories, picked, attributes))
         else:
             queries.append(_Query("auto", photo_kind, truths[0]["product_id"], [], None, None, None, False, None))
         # tapped (peeking for a screenshot's later objects): each true object through the detection overlapping it most
@@ -196,7 +210,7 @@ def run_queries(client: PipelineClient, data: Path, split: str = "test", limit: 
             obj = int(np.argmax(scores))
             follow = answer if obj == picked else client.again(answer["session_id"], obj, k)
             asking = "peeking" if photo_kind == "screenshot" and j > 0 else "tapped"
-            queries.append(_score(asking, photo_kind, truth, follow, categories, obj))
+            queries.append(_score(asking, photo_kind, truth, follow, categories, obj, attributes))
     return queries, latencies
 
 
@@ -207,6 +221,7 @@ def _summary(qs: list[_Query]) -> dict[str, Any]:
     top1 = sum(bool(q.ranked) and q.ranked[0] == q.product for q in qs) / n
     top10 = sum(q.product in q.ranked[:10] for q in qs) / n
     shares = [q.category_share for q in qs if q.category_share is not None]
+    tagged = [q.tags_precision for q in qs if q.tags_precision is not None]
     exact = [q for q in qs if q.top_match == "exact"]
     by_vector = [q for q in exact if q.top_via == "vector"]
     return {
@@ -215,6 +230,8 @@ def _summary(qs: list[_Query]) -> dict[str, Any]:
         "top10_without_article_hits": round(sum(q.product in q.ranked[:10] for q in qs if not q.article_hit)
                                             / max(1, sum(not q.article_hit for q in qs)), 4),
         "category_share@10": round(float(np.mean(shares)), 4) if shares else None,
+        "tags_precision@5": round(float(np.mean(tagged)), 4) if tagged else None,
+        "tags_answered": round(len(tagged) / n, 4),
         # how often search looked within one category (the detected one), and how often it was the right one
         "within_category": round(sum(q.category_right is not None for q in qs) / n, 4),
         "category_right": (round(sum(bool(q.category_right) for q in qs if q.category_right is not None)

@@ -24,11 +24,13 @@ import numpy as np
 from PIL import Image
 
 from visearch.config import Settings
-from visearch.errors import InvalidArgumentError, NotFoundError
+from visearch.errors import InvalidArgumentError, NotFoundError, VisearchError
 from visearch.experiments import Variant
 from visearch.index import Hit, SearchFilter
 from visearch.ranking.apply import RankContext
 from visearch.registry import PinnedModel
+from visearch.tags.crop_tags import Neighbour
+from visearch.tags.projection import Tagged
 from visearch.vision.detector import Detection
 from visearch.vision.ocr import TextLine, extract_articles, owner_of
 
@@ -88,6 +90,11 @@ class Stages(Protocol):
 
     async def vector(self, product_id: str) -> np.ndarray | None: ...
 
+    async def tags(self, vectors: np.ndarray, neighbours: Sequence[Sequence[Neighbour]], embedder: str,
+                   k: int) -> list[list[Tagged]]: ...
+
+    async def refine(self, vectors: np.ndarray, texts: Sequence[str], embedder: str) -> np.ndarray: ...
+
 
 @dataclass(frozen=True)
 class FoundObject:
@@ -129,6 +136,7 @@ class Group:
     object_id: int
     results: list[ResultItem]
     category: str | None = None  # the category searched within, when it was the detector's
+    tags: list[Tagged] | None = None
 
 
 @dataclass
@@ -150,6 +158,9 @@ class Answer:
     category: str | None = None  # the detected category the results were searched within (None: every category)
     ranking: dict[str, list[float]] = field(default_factory=dict)  # product -> ranker inputs (features, score): what
     # the online re-ranker learns from once the shopper's events come back; not part of the HTTP answer
+    tags: list[Tagged] | None = None  # the searched crop's tags (None: omitted, ``tags_note`` says why)
+    tags_note: str | None = None
+    refinement: str | None = None  # the text a refined search applied to the crop
 
 
 @dataclass
@@ -161,6 +172,7 @@ class PhotoSession:
     article_hits: list[ArticleMatch]
     models: dict[str, str]
     article_products: dict[str, Hit] = field(default_factory=dict)  # product id -> its card, for direct hits
+    picked: int = 0  # the object searched first (the most prominent)
 
 
 def prominence(d: Detection, width: int, height: int) -> float:
@@ -240,6 +252,7 @@ class QueryFlow:
         picked = order[0]
         models = {"detector": detected.model.label, **({"classifier": detected.classifier.label} if detected.classifier else {})}
         session = PhotoSession(image, objects, article_hits, models, products)
+        session.picked = picked
         targets = list(range(len(objects))) if all_objects else [picked]
         answer = await self._search_objects(session, [objects[i].box for i in targets], targets, variant=variant,
                                             experiment=experiment, k=k, filter=filter, all_objects=all_objects,
@@ -273,6 +286,34 @@ class QueryFlow:
         answer = await self._search_objects(session, boxes, targets, variant=variant, experiment=experiment, k=k,
                                             filter=filter, all_objects=all_objects, timings=timings, request_id=request_id)
         answer.picked = targets[0] if not all_objects else None
+        timings["total"] = _ms(t)
+        return answer
+
+    async def refine(self, session: PhotoSession, *, variant: Variant, text: str, experiment: str = "default",
+                     object_id: int | None = None, top_k: int | None = None, filter: SearchFilter | None = None,
+                     request_id: str | None = None) -> Answer:
+        """The session's object (the picked one by default) as the text says it should be: "same but red"."""
+        from visearch.embedding.refiner import check_refinement_text
+
+        text = check_refinement_text(text, self.settings.tags.max_text_chars)
+        k = self.top_k_of(top_k)
+        t = time.perf_counter()
+        timings: dict[str, float] = {}
+        if not session.objects:
+            raise NotFoundError("the photo has no objects to refine")
+        object_id = session.picked if object_id is None else object_id
+        if not 0 <= object_id < len(session.objects):
+            raise NotFoundError(f"object {object_id} does not exist: the photo has {len(session.objects)} object(s) "
+                                f"(ids 0..{len(session.objects) - 1})")
+        embedded = await self.stages.embed([crop(session.image, session.objects[object_id].box)], variant.embedder)
+        timings["embed"] = _ms(t)
+        t1 = time.perf_counter()
+        refined = await self.stages.refine(embedded.vectors, [text], embedded.model.ref)
+        timings["refine"] = _ms(t1)
+        answer = await self._answer(session, replace(embedded, vectors=refined), [object_id], variant=variant,
+                                    experiment=experiment, k=k, filter=filter, all_objects=False, timings=timings,
+                                    request_id=request_id, refinement=text)
+        answer.picked = object_id
         timings["total"] = _ms(t)
         return answer
 
@@ -340,21 +381,55 @@ class QueryFlow:
         t = time.perf_counter()
         embedded = await self.stages.embed([crop(session.image, b) for b in boxes], variant.embedder)
         timings["embed"] = _ms(t)
+        return await self._answer(session, embedded, targets, variant=variant, experiment=experiment, k=k, filter=filter,
+                                  all_objects=all_objects, timings=timings, request_id=request_id)
+
+    async def _answer(self, session: PhotoSession, embedded: Embedded, targets: Sequence[int | None], *, variant: Variant,
+                      experiment: str, k: int, filter: SearchFilter | None, all_objects: bool, timings: dict[str, float],
+                      request_id: str | None, refinement: str | None = None) -> Answer:
         t = time.perf_counter()
         searched, categories = await self._search_in_categories(session, embedded.vectors, targets, k, variant, filter)
         timings["search"] = _ms(t)
         threshold = self.settings.serving.match_threshold
         threshold = embedded.match_threshold if threshold is None else threshold
+        if refinement is not None:  # the refined vector is no photo of the product: nothing is "the very one"
+            threshold = None
         lists = []
         for target, hits in zip(targets, searched.hits, strict=True):
-            direct = [m.product_id for m in session.article_hits if target is not None and m.object_id == target]
+            direct = [m.product_id for m in session.article_hits
+                      if target is not None and m.object_id == target and refinement is None]
             lists.append(self._label(hits, direct, threshold, k, session.article_products))
+        tags, note = await self._tags(embedded, searched.hits, timings)
         models = {**session.models, "embedder": embedded.model.label}
-        groups = ([Group(int(tg), r, c) for tg, r, c in zip(targets, lists, categories, strict=True) if tg is not None]
+        groups = ([Group(int(tg), r, c, tags[i] if tags else None)
+                   for i, (tg, r, c) in enumerate(zip(targets, lists, categories, strict=True)) if tg is not None]
                   if all_objects else None)
-        return Answer(request_id or uuid.uuid4().hex, None, variant.name, experiment, searched.index_version, models,
-                      session.objects, session.article_hits, None, lists[0] if lists else [], groups, timings,
-                      categories[0] if categories and not all_objects else None, ranking_inputs(searched.hits))
+        answer = Answer(request_id or uuid.uuid4().hex, None, variant.name, experiment, searched.index_version, models,
+                        session.objects, session.article_hits, None, lists[0] if lists else [], groups, timings,
+                        categories[0] if categories and not all_objects else None, ranking_inputs(searched.hits))
+        answer.tags, answer.tags_note, answer.refinement = (tags[0] if tags else None), note, refinement
+        return answer
+
+    async def _tags(self, embedded: Embedded, hits: Sequence[Sequence[Hit]],
+                    timings: dict[str, float]) -> tuple[list[list[Tagged]] | None, str | None]:
+        """Each crop's tags, or None and why: tags never fail or hold up a search."""
+        k = self.settings.tags.top_k
+        if k == 0:
+            return None, "tags are switched off (VISEARCH_TAGS__TOP_K=0)"
+        neighbours = [[(h.score, list(h.payload.get("tags") or ())) for h in found] for found in hits]
+        limit = self.settings.tags.live_timeout_s
+        t = time.perf_counter()
+        try:
+            tags = await asyncio.wait_for(self.stages.tags(embedded.vectors, neighbours, embedded.model.ref, k), limit)
+        except TimeoutError:
+            return None, f"tags omitted: the tag model did not answer within {limit:g} s"
+        except VisearchError as e:
+            return None, f"tags omitted: {e}"
+        except Exception as e:  # noqa: BLE001 - whatever breaks in the tag step, the products still go out
+            return None, f"tags omitted: the tag step failed ({type(e).__name__})"
+        finally:
+            timings["tags"] = _ms(t)
+        return tags, None
 
     def detected_category(self, obj: FoundObject | None) -> str | None:
         """The category to search within for ``obj``: the detector's, when it names one (a category-aware

@@ -6,6 +6,7 @@ same :class:`~visearch.query.QueryFlow` over Ray Serve handles instead.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,12 +16,15 @@ from PIL import Image
 
 from visearch.config import Settings
 from visearch.embedding.embedder import Embedder
-from visearch.errors import InvalidArgumentError
+from visearch.embedding.refiner import Refiner, check_refiner_embedder
+from visearch.errors import InvalidArgumentError, NotFoundError
 from visearch.index import Hit, SearchFilter
 from visearch.query import Detected, Embedded, Searched
 from visearch.ranking.apply import RankContext
-from visearch.registry import PinnedModel, pin_model
+from visearch.registry import PinnedModel, optional_ref, pin_model
 from visearch.searcher import Searcher
+from visearch.tags.crop_tags import CropTagger, Neighbour
+from visearch.tags.projection import Tagged
 from visearch.vision.classifier import CategoryClassifier, classifier_ref
 from visearch.vision.detector import Detector
 from visearch.vision.ocr import ArticleReader, TextLine
@@ -70,6 +74,8 @@ class LocalStages:
     searcher: Searcher
     embedders: dict[str, LoadedEmbedder] = field(default_factory=dict)
     classifier: tuple[PinnedModel, CategoryClassifier] | None = None
+    tagger: CropTagger | None = None
+    refiner: Refiner | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -82,8 +88,10 @@ class LocalStages:
         if ref is not None:
             pinned_cls = pin_model(ref, settings)
             classifier = (pinned_cls, CategoryClassifier.from_ref(pinned_cls.ref, settings))
+        tagger_ref = optional_ref(settings.models.tagger, settings)
         stages = cls(settings, Detector.from_ref(pinned.ref, settings), pinned, ArticleReader.from_settings(settings),
-                     Searcher.from_settings(settings), classifier=classifier)
+                     Searcher.from_settings(settings), classifier=classifier,
+                     tagger=CropTagger.from_ref(tagger_ref, settings) if tagger_ref else None)
         stages.embedder(settings.models.embedder)
         return stages
 
@@ -120,3 +128,27 @@ class LocalStages:
 
     async def vector(self, product_id: str) -> np.ndarray | None:
         return self.searcher.index().vectors([product_id]).get(product_id)
+
+    async def tags(self, vectors: np.ndarray, neighbours: Sequence[Sequence[Neighbour]], embedder: str,
+                   k: int) -> list[list[Tagged]]:
+        if self.tagger is None:
+            raise NotFoundError("no tag model: train one (visearch train tags --data DIR) or import the default bundle")
+        self.tagger.check_embedder(embedder)
+        # in a thread, as a Serve replica would answer it: the flow's time limit on tags holds in process too
+        return await asyncio.to_thread(self.tagger.tags, vectors, neighbours, k)
+
+    async def refine(self, vectors: np.ndarray, texts: Sequence[str], embedder: str) -> np.ndarray:
+        refiner = self.load_refiner()
+        check_refiner_embedder(refiner, embedder)
+        return refiner.refine(vectors, texts)
+
+    def load_refiner(self) -> Refiner:
+        """The refiner, loaded on first use (its text tower is not needed until someone refines)."""
+        with self._lock:
+            if self.refiner is None:
+                ref = optional_ref(self.settings.models.refiner, self.settings)
+                if ref is None:
+                    raise NotFoundError("refinement is off: no refiner (visearch train refiner --data DIR, "
+                                        "or import the default bundle)")
+                self.refiner = Refiner.from_ref(pin_model(ref, self.settings).ref, self.settings)
+            return self.refiner

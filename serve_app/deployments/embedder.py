@@ -14,7 +14,11 @@ from PIL import Image
 from ray import serve
 
 from serve_app.deployments._common import settings_from
+from visearch.embedding.refiner import Refiner, check_refiner_embedder
+from visearch.errors import NotFoundError
 from visearch.query import Embedded
+from visearch.registry import optional_ref
+from visearch.registry.watch import ModelWatcher
 from visearch.stages import LoadedEmbedder, load_embedder
 
 
@@ -25,6 +29,7 @@ class EmbedderDeployment:
         cfg = self.settings.serving.embedder
         self._embed.set_max_batch_size(cfg.max_batch_size)
         self._embed.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
+        self.refiner: ModelWatcher[Refiner] | None = None
 
     @serve.multiplexed(max_num_models_per_replica=3)
     async def get_model(self, model_id: str) -> LoadedEmbedder:
@@ -41,6 +46,21 @@ class EmbedderDeployment:
         model_id = serve.get_multiplexed_model_id()
         await self.get_model(model_id)  # load (or touch) outside the batch
         return await self._embed((model_id, crops))
+
+    async def refine(self, vectors: np.ndarray, texts: list[str]) -> np.ndarray:
+        """Crop vectors of this replica's embedder moved by texts; the refiner is loaded on first use and then
+        follows its alias."""
+        if self.refiner is None:
+            ref = optional_ref(self.settings.models.refiner, self.settings)
+            if ref is None:
+                raise NotFoundError("refinement is off: no refiner (visearch train refiner --data DIR, "
+                                    "or import the default bundle)")
+            self.refiner = ModelWatcher(ref, self.settings, lambda pinned: Refiner.from_ref(pinned.ref, self.settings))
+        else:
+            self.refiner.check()
+        refiner = self.refiner.current[1]
+        check_refiner_embedder(refiner, serve.get_multiplexed_model_id())
+        return refiner.refine(vectors, texts)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.004)
     async def _embed(self, requests: list[tuple[str, list[Image.Image]]]) -> list[Embedded]:

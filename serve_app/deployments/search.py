@@ -10,12 +10,16 @@ import numpy as np
 from ray import serve
 
 from serve_app.deployments._common import every, settings_from
+from visearch.errors import NotFoundError
 from visearch.index import Hit, SearchFilter
 from visearch.query import Searched
 from visearch.ranking.apply import RankContext
 from visearch.ranking.ranker import Ranker, ranker_ref
+from visearch.registry import optional_ref
 from visearch.registry.watch import ModelWatcher
 from visearch.searcher import Searcher
+from visearch.tags.crop_tags import CropTagger, Neighbour
+from visearch.tags.projection import Tagged
 
 
 @serve.deployment(name="Search")
@@ -24,7 +28,9 @@ class SearchDeployment:
         self.settings = settings_from(settings)
         self.searcher = Searcher.from_settings(self.settings, with_ranker=False)  # the watcher below loads it
         self.ranker: ModelWatcher[Ranker] | None = None
+        self.tagger: ModelWatcher[CropTagger] | None = None
         self._follow_ranker()
+        self._follow_tagger()
         self._stop = every(self.settings.serving.reload_interval_s, self._reload, "search-reload")
 
     def _follow_ranker(self) -> None:
@@ -33,8 +39,16 @@ class SearchDeployment:
             self.ranker = ModelWatcher(ref, self.settings, lambda pinned: Ranker.from_ref(pinned.ref, self.settings))
             self.searcher.ranker = self.ranker.current[1]
 
+    def _follow_tagger(self) -> None:
+        if self.tagger is None and (ref := optional_ref(self.settings.models.tagger, self.settings)) is not None:
+            self.tagger = ModelWatcher(ref, self.settings, lambda pinned: CropTagger.from_ref(pinned.ref, self.settings))
+
     def _reload(self) -> None:
         self.searcher.refresh()
+        if self.tagger is None:
+            self._follow_tagger()
+        else:
+            self.tagger.check()
         if self.ranker is None:
             self._follow_ranker()
         elif self.ranker.check():
@@ -59,10 +73,18 @@ class SearchDeployment:
     def similar(self, product_id: str, k: int, online_dim: int | None, filter: SearchFilter | None) -> Searched:
         return Searched([self.searcher.similar(product_id, k, online_dim=online_dim, filter=filter)], self.searcher.version)
 
+    def tags(self, vectors: np.ndarray, neighbours: list[list[Neighbour]], embedder: str, k: int) -> list[list[Tagged]]:
+        if self.tagger is None:
+            raise NotFoundError("no tag model: train one (visearch train tags --data DIR) or import the default bundle")
+        tagger = self.tagger.current[1]
+        tagger.check_embedder(embedder)
+        return tagger.tags(vectors, neighbours, k)
+
     def info(self) -> dict[str, Any]:
         return {"index": self.searcher.version, "products": self.searcher.index().count(),
                 "online_dims": self.searcher.versions(),
-                **({"ranker": self.ranker.current[0].label} if self.ranker is not None else {})}
+                **({"ranker": self.ranker.current[0].label} if self.ranker is not None else {}),
+                **({"tagger": self.tagger.current[0].label} if self.tagger is not None else {})}
 
     def __del__(self) -> None:
         stop = getattr(self, "_stop", None)

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Request, Response
 from starlette.datastructures import UploadFile
 
 from serve_app.deps import FrontendDep, UserDep, to_filter
-from serve_app.schemas import ErrorBody, Filters, SearchRequest, SearchResponse
+from serve_app.schemas import ErrorBody, Filters, RefineRequest, SearchRequest, SearchResponse
 from visearch.errors import InvalidArgumentError
 from visearch.query import Answer
 from visearch.vision.images import ImageLimits, UnsupportedImageError, load_image
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
-_ERRORS = {code: {"model": ErrorBody} for code in (400, 404, 413, 415, 422)}
+_ERRORS = {code: {"model": ErrorBody} for code in (400, 404, 409, 413, 415, 422)}
 _PHOTO_BODY = {
     "requestBody": {
         "required": True,
@@ -105,5 +105,14 @@ async def search(body: SearchRequest, response: Response, frontend: FrontendDep,
     answer = await frontend.search(user, session_id=body.session_id, object_id=body.object_id, box=body.box,
                                    article=body.article, top_k=body.top_k, all_objects=body.all_objects,
                                    filter=to_filter(body.filters))
+    _timing_header(response, answer)
+    return SearchResponse.model_validate(answer)
+
+
+@router.post("/refine", response_model=SearchResponse, responses=_ERRORS,
+             summary="Refine with a short text: the session's object, but red / striped / без принта")
+async def refine(body: RefineRequest, response: Response, frontend: FrontendDep, user: UserDep) -> SearchResponse:
+    answer = await frontend.refine(user, session_id=body.session_id, object_id=body.object_id, text=body.text,
+                                   top_k=body.top_k, filter=to_filter(body.filters))
     _timing_header(response, answer)
     return SearchResponse.model_validate(answer)

@@ -1,5 +1,5 @@
 /* visearch web page: upload / paste / drop a photo, pick or draw an object, browse the products.
-   Vanilla JS, no build step. The API: POST /v1/photo, POST /v1/search, POST /v1/events. */
+   Vanilla JS, no build step. The API: POST /v1/photo, POST /v1/search, POST /v1/refine, POST /v1/events. */
 "use strict";
 
 (() => {
@@ -9,7 +9,8 @@
     error: $("#error"), status: $("#status"), stage: $("#stage"), frame: $("#frame"), photo: $("#photo"),
     boxes: $("#boxes"), draw: $("#draw"), hits: $("#hits"), notice: $("#notice"), empty: $("#empty"),
     results: $("#results"), meta: $("#meta"), category: $("#f-category"), priceMin: $("#f-price-min"),
-    priceMax: $("#f-price-max"), apply: $("#f-apply"),
+    priceMax: $("#f-price-max"), apply: $("#f-apply"), tags: $("#tags"), refineForm: $("#refine-form"),
+    refine: $("#refine"),
   };
 
   const state = {
@@ -123,7 +124,8 @@
         init = { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
                  signal: controller.signal };
       }
-      const answer = await api(query.kind === "photo" ? "/v1/photo" : "/v1/search", init);
+      const path = { photo: "/v1/photo", search: "/v1/search", refine: "/v1/refine" }[query.kind];
+      const answer = await api(path, init);
       if (seq !== state.seq) return;
       state.last = query;
       show(answer, query);
@@ -146,6 +148,14 @@
   function searchBox(box) {
     if (!state.sessionId) return;
     run({ kind: "search", body: { session_id: state.sessionId, box }, userBox: box, busy: "Ищем… · Searching…" });
+  }
+  function refineObject(text) {
+    const t = String(text || "").trim();
+    if (!state.sessionId) return;
+    if (!t) { showError("опишите, что изменить · describe the change, e.g. «same but red»", "empty_text"); el.refine.focus(); return; }
+    const body = { session_id: state.sessionId, text: t };
+    if (state.picked != null) body.object_id = state.picked;
+    run({ kind: "refine", body, busy: `Уточняем: «${t}»… · Refining…` });
   }
   function searchArticle(article) {
     const a = String(article || "").trim();
@@ -170,7 +180,9 @@
     } else if (answer.objects && answer.objects.length) {
       state.objects = answer.objects;
     }
-    if (query.kind === "photo" || (query.body && (query.body.object_id != null || query.body.box))) {
+    if (query.kind === "refine") {
+      state.picked = answer.picked == null ? state.picked : answer.picked;
+    } else if (query.kind === "photo" || (query.body && (query.body.object_id != null || query.body.box))) {
       state.picked = answer.picked == null ? null : answer.picked;
       state.userBox = query.userBox || null;
     } else {
@@ -179,8 +191,23 @@
     }
     renderBoxes();
     renderHits(answer);
+    renderTags(answer);
     renderResults(answer);
     renderMeta(answer);
+    el.refineForm.hidden = !state.sessionId || state.picked == null;
+  }
+
+  function renderTags(answer) {
+    const tags = answer.tags || [];
+    el.tags.replaceChildren();
+    el.tags.hidden = !tags.length && !answer.refinement;
+    if (answer.refinement) {
+      el.tags.append(node("span", { class: "refinement", "data-testid": "refinement", text: `«${answer.refinement}»` }));
+    }
+    for (const t of tags) {
+      el.tags.append(node("span", { class: `tag facet-${t.facet}`, "data-testid": "tag", "data-facet": t.facet,
+                                    title: `${t.facet} · ${formatScore(t.score)}`, text: t.text }));
+    }
   }
 
   function renderBoxes() {
@@ -443,6 +470,11 @@
     if (!file) return; // plain text: let it paste (into the article box, say)
     e.preventDefault();
     searchPhoto(file);
+  });
+
+  el.refineForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    refineObject(el.refine.value);
   });
 
   el.articleForm.addEventListener("submit", (e) => {

@@ -58,3 +58,29 @@ def service(tiny_models: Path, tiny_synth: Path) -> Iterator[Service]:
     finally:
         serve.shutdown()
         ray.shutdown()
+
+
+class Api:
+    """Small helpers over the HTTP API shared by the serve tests."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def photos(self, n: int = 3) -> list[Path]:
+        return sorted((self.service.catalog_dir / "scenes" / "images" / "test").glob("*.jpg"))[:n]
+
+    @staticmethod
+    def upload(client: httpx.Client, path: Path, **fields: Any) -> httpx.Response:
+        return client.post("/v1/photo", files={"image": (path.name, path.read_bytes(), "image/jpeg")},
+                           data={k: str(v) for k, v in fields.items()})
+
+    @staticmethod
+    def error_of(r: httpx.Response) -> dict:
+        body = r.json()
+        assert set(body) == {"error"} and {"code", "message"} <= set(body["error"]), body
+        return body["error"]
+
+
+@pytest.fixture(scope="session")
+def api(service: Service) -> Api:
+    return Api(service)

@@ -29,6 +29,7 @@ from visearch.cli import eval_curve as _eval_curve  # noqa: E402,F401
 from visearch.cli import eval_embedding as _eval_embedding  # noqa: E402,F401
 from visearch.cli import eval_pipeline as _eval_pipeline  # noqa: E402,F401
 from visearch.cli import eval_ranker as _eval_ranker  # noqa: E402,F401
+from visearch.cli import eval_text as _eval_text  # noqa: E402,F401
 from visearch.cli import eval_vision as _eval_vision  # noqa: E402,F401
 from visearch.cli import experiments as _experiments  # noqa: E402,F401
 from visearch.cli import index as _index  # noqa: E402,F401
@@ -39,6 +40,7 @@ from visearch.cli import search as _search  # noqa: E402,F401
 from visearch.cli import serve as _serve  # noqa: E402,F401
 from visearch.cli import simulate as _simulate  # noqa: E402,F401
 from visearch.cli import synth as _synth  # noqa: E402,F401
+from visearch.cli import tags as _tags  # noqa: E402,F401
 from visearch.cli import train as _train  # noqa: E402,F401
 from visearch.cli import train_embedding as _train_embedding  # noqa: E402,F401
 from visearch.cli import vectorize as _vectorize  # noqa: E402,F401

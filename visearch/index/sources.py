@@ -13,7 +13,8 @@ Catalog (optional): the Parquet file of product cards, or a data set folder hold
 one, read by :func:`visearch.catalog.read_catalog` (``products.parquet`` of
 WB-Synth: ``product_id, article, title, description, brand, category, price,
 rating, reviews_count, ...``). Each indexed product's row becomes its payload,
-joined on ``product_id``; every product in the vectors file must have a row.
+joined on ``product_id``; every product in the vectors file must have a row. A ``tags.parquet``
+beside the catalog (``visearch tags generate``) adds each product's tags as ``tags``.
 ``category`` must be a string column, ``article`` a string or integer column
 (integers become their digits), ``price`` numeric.
 """
@@ -53,6 +54,12 @@ class Catalog:
             if pid in self.rows:
                 raise DatasetError(f"{path}: product_id {pid!r} appears twice (rows {self.rows[pid]} and {i})")
             self.rows[pid] = i
+        self.tags: dict[str, list[str]] | None = None
+        tags_file = path.parent / "tags.parquet"
+        if tags_file.is_file() and "tags" not in table.schema.names:
+            from visearch.tags.catalog import read_tags
+
+            self.tags = {pid: [t.text for t in ts] for pid, ts in read_tags(tags_file).items()}
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -65,7 +72,11 @@ class Catalog:
                 f"{self.path}: no catalog row for {', '.join(map(repr, missing[:5]))}{more}; "
                 "add them to the catalog or drop them from the vectors file"
             )
-        return self.table.take([self.rows[p] for p in product_ids]).to_pylist()
+        rows = self.table.take([self.rows[p] for p in product_ids]).to_pylist()
+        if self.tags is not None:
+            for pid, row in zip(product_ids, rows, strict=True):
+                row["tags"] = self.tags.get(pid, [])
+        return rows
 
 
 def _check_column(path: Path, schema: Any, name: str, kinds: tuple[str, ...]) -> None:

@@ -104,17 +104,10 @@ class Ranker:
 
 
 def ranker_ref(settings: Settings) -> str | None:
-    """The ranker to use: None when switched off or when it names a registry alias nobody registered yet
-    (search keeps similarity order); any other reference must load."""
-    ref = (settings.models.ranker or "").strip()
-    if not ref:
-        return None
-    if ref.startswith("models:"):
-        from visearch.registry import ModelStore, parse_ref
+    """The ranker to use, if any: search keeps similarity order without one."""
+    from visearch.registry import optional_ref
 
-        if not ModelStore(settings).has(parse_ref(ref)):
-            return None
-    return ref
+    return optional_ref(settings.models.ranker, settings)
 
 
 class _Callback:

@@ -121,3 +121,19 @@ def train_command(job: str, data: Path, recipe: str, **options: Any) -> str:
         if value is not None and value is not False:
             words += [f"--{key.replace('_', '-')}"] + ([] if value is True else [str(value)])
     return shlex.join(words)
+
+
+def card_references(folder: Path, keys: tuple[str, ...]) -> dict[str, str]:
+    """The model references a registered version's card names under ``keys`` (``embedder``, ``backbone``).
+
+    A model's own files name the versions it was trained with; a bundle imported elsewhere registers
+    them under other version numbers and rewrites the card, so the card is the one to believe.
+    """
+    path = Path(folder) / "card.json"
+    if not path.is_file():
+        return {}
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return {}
+    return {k: card[k] for k in keys if isinstance(card.get(k), str) and card[k].startswith("models:/")}

@@ -24,7 +24,7 @@ from visearch.config import Settings
 from visearch.errors import NotFoundError, VisearchError
 from visearch.registry.refs import ModelRef, parse_ref
 
-__all__ = ["ModelStore", "resolve_model", "pin_model", "PinnedModel", "CARD_FILE"]
+__all__ = ["ModelStore", "resolve_model", "pin_model", "optional_ref", "PinnedModel", "CARD_FILE"]
 
 CARD_FILE = "card.json"
 
@@ -258,3 +258,14 @@ def resolve_model(ref: str | ModelRef, settings: Settings) -> Path:
         return _from_s3(ref, (settings.data_dir / "models-cache").resolve())
     hub_cache = os.environ.get("HF_HUB_CACHE")
     return _from_hub(ref, Path(hub_cache) if hub_cache else None)
+
+
+def optional_ref(ref: str | None, settings: Settings) -> str | None:
+    """An optional model's reference: None when switched off (empty) or when it names a registry alias nobody
+    registered yet (the service runs without it); any other reference must load."""
+    ref = (ref or "").strip()
+    if not ref:
+        return None
+    if ref.startswith("models:") and not ModelStore(settings).has(parse_ref(ref)):
+        return None
+    return ref

@@ -84,17 +84,10 @@ class CategoryClassifier:
 
 
 def classifier_ref(settings: Settings) -> str | None:
-    """The classifier reference to use: None when switched off, or when it names a registry alias nobody
-    registered yet (a detector alone still names categories); any other reference must load."""
-    ref = (settings.models.classifier or "").strip()
-    if not ref:
-        return None
-    if ref.startswith("models:"):
-        from visearch.registry import ModelStore, parse_ref
+    """The classifier to use, if any: a detector alone still names categories."""
+    from visearch.registry import optional_ref
 
-        if not ModelStore(settings).has(parse_ref(ref)):
-            return None
-    return ref
+    return optional_ref(settings.models.classifier, settings)
 
 
 def refine(detections: list[Detection], probs: np.ndarray, names: list[str], detector_weight: float,

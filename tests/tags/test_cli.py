@@ -1,0 +1,42 @@
+"""``visearch train tags|refiner`` and ``visearch eval tags|refiner`` on the tiny models (trained by tests/conftest.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def test_eval_tags_prints_precision_for_each_way(tiny_models: Path, cli) -> None:
+    r = cli(tiny_models, "eval", "tags", "--data", str(tiny_models / "tiny"), "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    assert 0.0 <= out["precision@5"] <= 1.0 and out["model"].startswith("visearch-tagger/")
+    for way in ("projection", "neighbours", "fused"):
+        assert set(out[way]) >= {"precision@5", "precision@1", "top1_per_facet"}
+    assert out["precision@5"] == out["fused"]["precision@5"]
+    assert out["generated"]["text_only_recovery"]["category"] > 0.5
+
+
+def test_tag_training_compares_both_tricks_side_by_side(tiny_models: Path) -> None:
+    runs = list((tiny_models / "data" / "runs" / "tagger").glob("*/tricks.json"))
+    assert runs, "train tags writes tricks.json beside the weights"
+    tricks = json.loads(runs[0].read_text())
+    assert set(tricks["arms"]) == {"closed_form-orthogonal", "sgd-orthogonal", "closed_form-default", "sgd-default"}
+    for name in ("closed_form_vs_sgd", "orthogonal_vs_default"):
+        c = tricks["comparisons"][name]
+        assert {"steps", "seconds", "final_val_loss", "val_precision@5"} <= set(c["trick"]) and c["target_val_loss"] > 0
+    assert (runs[0].parent / "tricks.png").stat().st_size > 1000
+
+
+def test_eval_refiner_prints_the_issue_keys(tiny_models: Path, cli) -> None:
+    r = cli(tiny_models, "eval", "refiner", "--data", str(tiny_models / "tiny"), "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    assert {"top10", "top1", "baselines", "n_triplets"} <= set(out)
+    assert set(out["baselines"]) == {"image_only", "text_only"} and out["n_triplets"] > 0
+    assert all(0.0 <= out["baselines"][b]["top10"] <= 1.0 for b in out["baselines"])
+
+
+def test_eval_of_a_model_that_does_not_exist_is_one_line(tiny_models: Path, cli) -> None:
+    r = cli(tiny_models, "eval", "refiner", "--data", str(tiny_models / "tiny"), "--model", "models:/visearch-refiner/99")
+    assert r.returncode != 0 and r.stderr.strip().count("\n") == 0 and "visearch: error:" in r.stderr
