@@ -67,14 +67,23 @@ MADE ?= data/made
 V := $(VENV)/bin/visearch
 models: $(MADE)/bundle
 
-$(MADE)/demo-data: | $(STAMP)
-	test -f $(DEMO_DIR)/manifest.json || $(V) synth --out $(DEMO_DIR) --products $(DEMO_PRODUCTS) --seed 0 --quiet
+# the detector and the crop classifier also learn from screenshot-style photos of train products
+# (held-out screenshots are the same with or without them)
+DETECT_DIR ?= data/detect1k
+SHOTS_DIR ?= data/train2k-shots
+$(MADE)/detect-data: | $(STAMP)
+	test -f $(DETECT_DIR)/manifest.json || $(V) synth --out $(DETECT_DIR) --products 1000 --seed 0 \
+		--train-screenshots 1.0 --quiet
 	@mkdir -p $(MADE) && touch $@
 $(MADE)/train-data: | $(STAMP)
 	test -f $(TRAIN_DIR)/manifest.json || $(V) synth --out $(TRAIN_DIR) --products 2000 --seed 1 --quiet
 	@mkdir -p $(MADE) && touch $@
-$(MADE)/detector: $(MADE)/demo-data
-	$(V) train detector --data $(DEMO_DIR) --recipe full --alias champion
+$(MADE)/shots-data: | $(STAMP)
+	test -f $(SHOTS_DIR)/manifest.json || $(V) synth --out $(SHOTS_DIR) --products 2000 --seed 1 \
+		--train-screenshots 1.0 --quiet
+	@mkdir -p $(MADE) && touch $@
+$(MADE)/detector: $(MADE)/detect-data
+	$(V) train detector --data $(DETECT_DIR) --recipe full --alias champion
 	@touch $@
 $(MADE)/backbone: $(MADE)/train-data
 	$(V) train backbone --data $(TRAIN_DIR) --recipe full --alias champion --quiet
@@ -82,14 +91,20 @@ $(MADE)/backbone: $(MADE)/train-data
 $(MADE)/head: $(MADE)/backbone
 	$(V) train head --data $(TRAIN_DIR) --recipe full --alias champion --quiet
 	@touch $@
-$(MADE)/classifier: $(MADE)/train-data
-	$(V) train classifier --data $(TRAIN_DIR) --recipe full --alias champion --quiet
+$(MADE)/classifier: $(MADE)/shots-data
+	$(V) train classifier --data $(SHOTS_DIR) --recipe full --alias champion --quiet
 	@touch $@
 $(MADE)/tags: $(MADE)/head
 	$(V) train tags --data $(TRAIN_DIR) --recipe full --alias champion --quiet
 	@touch $@
-$(MADE)/refiner: $(MADE)/head
-	$(V) train refiner --data $(TRAIN_DIR) --recipe full --alias champion --quiet
+# more variant triplets for the refiner: 3,000 products, nine in ten a colour or pattern variant of another
+REFINE_DIR ?= data/refine3k
+$(MADE)/refine-data: | $(STAMP)
+	test -f $(REFINE_DIR)/manifest.json || VISEARCH_SYNTH__VARIANT_FRACTION=0.9 $(V) synth --out $(REFINE_DIR) \
+		--products 3000 --scenes 3000 --seed 7 --quiet
+	@mkdir -p $(MADE) && touch $@
+$(MADE)/refiner: $(MADE)/head $(MADE)/refine-data
+	$(V) train refiner --data $(TRAIN_DIR) --also $(REFINE_DIR) --recipe full --alias champion --quiet
 	@touch $@
 $(MADE)/bundle: $(MADE)/detector $(MADE)/head $(MADE)/classifier $(MADE)/tags $(MADE)/refiner
 	$(V) models export models:/visearch-detector@champion models:/visearch-classifier@champion \

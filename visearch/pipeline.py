@@ -63,6 +63,11 @@ class SearchPipeline:
         return asyncio.run(self.flow.photo(self.load(photo), variant=variant or self.variant, top_k=k, filter=filter,
                                            all_objects=all_objects))
 
+    def refine(self, session: PhotoSession, text: str, *, object_id: int | None = None, k: int | None = None,
+               variant: Variant | None = None, filter: SearchFilter | None = None) -> Answer:
+        return asyncio.run(self.flow.refine(session, variant=variant or self.variant, text=text, object_id=object_id,
+                                            top_k=k, filter=filter))
+
     def again(self, session: PhotoSession, *, object_id: int | None = None, box: list[float] | None = None,
               k: int | None = None, variant: Variant | None = None, filter: SearchFilter | None = None) -> Answer:
         return asyncio.run(self.flow.again(session, variant=variant or self.variant, object_id=object_id, box=box,

@@ -50,6 +50,8 @@ class PipelineClient(Protocol):
 
     def again(self, session_id: str, object_id: int, k: int) -> dict[str, Any]: ...
 
+    def refine(self, session_id: str, object_id: int, text: str, k: int) -> dict[str, Any]: ...
+
 
 class LocalClient:
     """The in-process pipeline (the same flow the service runs)."""
@@ -72,6 +74,11 @@ class LocalClient:
 
         return answer_to_dict(self.pipeline.again(self._latest, object_id=object_id, k=k))
 
+    def refine(self, session_id: str, object_id: int, text: str, k: int) -> dict[str, Any]:
+        from visearch.pipeline import answer_to_dict
+
+        return answer_to_dict(self.pipeline.refine(self._latest, text, object_id=object_id, k=k))
+
 
 class HttpClient:
     """The running service over HTTP API v1."""
@@ -92,6 +99,10 @@ class HttpClient:
 
     def again(self, session_id: str, object_id: int, k: int) -> dict[str, Any]:
         return self._ok(self.http.post("/v1/search", json={"session_id": session_id, "object_id": object_id, "top_k": k}))
+
+    def refine(self, session_id: str, object_id: int, text: str, k: int) -> dict[str, Any]:
+        return self._ok(self.http.post("/v1/refine", json={"session_id": session_id, "object_id": object_id, "text": text,
+                                                           "top_k": k}))
 
 
 @dataclass
@@ -270,6 +281,48 @@ def evaluate_pipeline(client: PipelineClient, data: Path, *, split: str = "test"
     lat = np.asarray(latencies)
     report["photo_latency_ms"] = {"p50": round(float(np.percentile(lat, 50)), 1), "p95": round(float(np.percentile(lat, 95)), 1)}
     return report
+
+
+def refine_through_search(client: PipelineClient, data: Path, *, split: str = "test", limit: int | None = None,
+                          k: int = 10, progress: bool = True) -> dict[str, Any]:
+    """Held-out triplets the way a shopper refines: upload a photo showing the anchor product, tap it, type the
+    text; the target's place among the refined results (searched within the object's detected category)."""
+    import pyarrow.parquet as pq
+
+    path = data / "triplets.parquet"
+    if not path.is_file():
+        raise DatasetError(f"{data}: no triplets.parquet; is it a WB-Synth data set?")
+    t = pq.read_table(path).to_pylist()
+    triplets = [r for r in t if r["split"] == split]
+    photos = held_out_photos(data, split, kind="shopper")
+    where: dict[str, tuple[str, tuple[float, float, float, float]]] = {}
+    for name in sorted(photos):
+        for r in photos[name]:
+            where.setdefault(r["product_id"], (name, (float(r["x1"]), float(r["y1"]), float(r["x2"]), float(r["y2"]))))
+    asked = [r for r in triplets if r["anchor_product_id"] in where][: limit or None]
+    if not asked:
+        raise DatasetError(f"{data}: no {split}-split triplet whose anchor is in a shopper photo")
+    ranks: list[int | None] = []
+    plain: list[int | None] = []  # the target's place among the tapped object's own results (no text)
+    found_anchor = 0
+    for r in track(asked, len(asked), "refining held-out triplets", enabled=progress):
+        name, box = where[r["anchor_product_id"]]
+        answer = client.photo((data / name).read_bytes(), k)
+        overlaps = [iou(tuple(o["box"]), box) for o in answer["objects"]]
+        obj = int(np.argmax(overlaps)) if overlaps else 0
+        found_anchor += bool(overlaps) and overlaps[obj] >= MIN_IOU
+        own = answer if obj == answer["picked"] else client.again(answer["session_id"], obj, k)
+        refined = client.refine(answer["session_id"], obj, r["text"], k)
+        for out, got in ((ranks, refined), (plain, own)):
+            ranked = [x["product_id"] for x in got["results"]]
+            out.append(ranked.index(r["target_product_id"]) + 1 if r["target_product_id"] in ranked else None)
+    n = len(ranks)
+
+    def figures(rs: list[int | None]) -> dict[str, float]:
+        return {"top1": round(sum(x == 1 for x in rs) / n, 4), "top10": round(sum(x is not None and x <= 10 for x in rs) / n, 4)}
+
+    return {**figures(ranks), "image_only": figures(plain), "n_triplets": n, "anchor_detected": round(found_anchor / n, 4),
+            "k": k}
 
 
 def _kind_order(kind: str) -> tuple[int, str]:

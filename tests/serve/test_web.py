@@ -281,3 +281,36 @@ def test_failing_events_do_not_break_the_page(web: Watched, service) -> None:
     page.keyboard.press("Enter")
     web.wait_new_results(old)
     web.check_clean()
+
+
+def test_tags_show_and_the_text_box_refines(web: Watched, service) -> None:
+    page = web.page
+    assert page.locator("#refine-form").is_hidden()  # nothing to refine before a photo
+    upload(web, photos(service)[2])
+    chips = page.locator("#tags .tag")
+    assert chips.count() == 5 and all(c.strip() for c in chips.all_inner_texts())
+    assert chips.first.get_attribute("data-facet") in ("category", "colour", "pattern", "material", "brand", "other")
+    picked = page.locator("#boxes .box.picked").get_attribute("data-object-id")
+
+    # an empty text is refused on the page, without a request
+    old = web.request_id()
+    page.fill("#refine", "   ")
+    page.press("#refine", "Enter")
+    page.wait_for_selector("#error:not([hidden])")
+    assert web.request_id() == old
+
+    page.fill("#refine", "такой же, но красный")
+    page.press("#refine", "Enter")
+    web.wait_new_results(old)
+    assert page.locator("#error").is_hidden()
+    assert "такой же, но красный" in page.locator("#tags .refinement").inner_text()
+    assert page.locator("#boxes .box.picked").get_attribute("data-object-id") == picked  # the same object, refined
+    assert page.locator("#results .result").count() >= 1
+
+    # a text in no language the catalog speaks: the API's 400 message on the page, the results kept
+    page.fill("#refine", "红色的")
+    page.press("#refine", "Enter")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "Russian or English" in page.locator("#error .error-message").inner_text()
+    assert page.locator("#results .result").count() >= 1
+    web.check_clean()

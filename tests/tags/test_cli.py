@@ -40,3 +40,13 @@ def test_eval_refiner_prints_the_issue_keys(tiny_models: Path, cli) -> None:
 def test_eval_of_a_model_that_does_not_exist_is_one_line(tiny_models: Path, cli) -> None:
     r = cli(tiny_models, "eval", "refiner", "--data", str(tiny_models / "tiny"), "--model", "models:/visearch-refiner/99")
     assert r.returncode != 0 and r.stderr.strip().count("\n") == 0 and "visearch: error:" in r.stderr
+
+
+def test_eval_refiner_through_the_whole_query(tiny_models: Path, cli) -> None:
+    r = cli(tiny_models, "eval", "refiner", "--data", str(tiny_models / "tiny"), "--through-search", "--limit", "3",
+            "--json", env={"VISEARCH_INDEX__PATH": str(tiny_models / "data" / "index")})
+    assert r.returncode == 0, r.stderr[-2000:]
+    through = json.loads(r.stdout)["through_search"]
+    assert 1 <= through["n_triplets"] <= 3 and through["source"] == "in process"
+    assert {"top1", "top10", "image_only", "anchor_detected"} <= set(through)
+    assert 0.0 <= through["image_only"]["top10"] <= 1.0

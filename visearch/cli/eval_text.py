@@ -46,13 +46,26 @@ def eval_refiner_cmd(
     data: Data,
     model: Annotated[str, typer.Option("--model", help="refiner reference")] = "models:/visearch-refiner@champion",
     split: Split = "test",
+    through_search: Annotated[bool, typer.Option("--through-search", help=(
+        "also refine the way a shopper does: upload a photo of the anchor, tap it, type the text (in process, or "
+        "the running service with --url); the served refiner, within the detected category"))] = False,
+    url: Annotated[str | None, typer.Option("--url", help="with --through-search: the running service at this URL")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="with --through-search: at most this many triplets")] = None,
     as_json: Json = False,
     quiet: Quiet = False,
 ) -> None:
     """Held-out triplets: the target's rank in the whole catalog after refinement, against the crop alone and
-    the text alone, on the same queries."""
+    the text alone, on the same queries; with --through-search, the same through the whole query."""
     from training.refiner import eval_refiner
 
+    settings = get_settings() if not through_search else get_settings(models={"refiner": model})
     with stdout_to_stderr(as_json):
-        result = eval_refiner(data, get_settings(), model, split, progress=not (quiet or as_json))
+        result = eval_refiner(data, settings, model, split, progress=not (quiet or as_json))
+        if through_search or url:
+            from visearch.pipeline_eval import HttpClient, LocalClient, refine_through_search
+
+            client = HttpClient(url) if url else LocalClient(settings)
+            result["through_search"] = {**refine_through_search(client, data, split=split, limit=limit,
+                                                                 progress=not (quiet or as_json)),
+                                        "source": url or "in process"}
     _print(result, as_json)

@@ -128,6 +128,8 @@ def tags(
 @train_app.command("refiner")
 def refiner(
     data: Data,
+    also: Annotated[list[Path] | None, typer.Option("--also", help=(
+        "more WB-Synth sets whose train-split triplets to learn from too (figures stay on --data)"))] = None,
     recipe: Annotated[str, typer.Option("--recipe", help="quick (a minute), full (the default bundle's), tiny (smoke test)")] = "quick",
     alias: Alias = None,
     if_missing: IfMissing = False,
@@ -138,4 +140,5 @@ def refiner(
     from training.refiner import MODEL_NAME, RECIPES, train_refiner
 
     run_training(MODEL_NAME, RECIPES, recipe, alias, if_missing,
-                 lambda settings: train_refiner(data, settings, recipe=recipe, alias=alias, progress=not quiet))
+                 lambda settings: train_refiner(data, settings, recipe=recipe, alias=alias, progress=not quiet,
+                                                more=also or ()))

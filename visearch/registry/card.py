@@ -118,8 +118,12 @@ def train_command(job: str, data: Path, recipe: str, **options: Any) -> str:
     """The command that trains this version again, whatever called the job (CLI, a test, a notebook)."""
     words = ["visearch", "train", job, "--data", str(data), "--recipe", recipe]
     for key, value in options.items():
-        if value is not None and value is not False:
-            words += [f"--{key.replace('_', '-')}"] + ([] if value is True else [str(value)])
+        flag = f"--{key.replace('_', '-')}"
+        if isinstance(value, (list, tuple)):  # a repeated option
+            for v in value:
+                words += [flag, str(v)]
+        elif value is not None and value is not False:
+            words += [flag] + ([] if value is True else [str(value)])
     return shlex.join(words)
 
 
