@@ -283,6 +283,24 @@ def evaluate_pipeline(client: PipelineClient, data: Path, *, split: str = "test"
     return report
 
 
+def tags_through_search(client: PipelineClient, data: Path, *, split: str = "test", limit: int | None = None,
+                        progress: bool = True) -> dict[str, Any]:
+    """Precision@5 of the tags search answers with, against the product's attributes: each held-out photo uploaded,
+    every true object tapped (the object search picked by itself apart), per kind of photo."""
+    queries, _ = run_queries(client, data, split, limit, progress=progress)
+    out: dict[str, Any] = {}
+    for name, qs in (("all", queries), *((pk, [q for q in queries if q.photo_kind == pk])
+                                         for pk in sorted({q.photo_kind for q in queries}, key=_kind_order))):
+        out[name] = {}
+        for asking in ("tapped", "auto"):
+            got = [q.tags_precision for q in qs if q.kind == asking and q.tags_precision is not None]
+            n = sum(q.kind == asking for q in qs)
+            out[name][asking] = {"precision@5": round(float(np.mean(got)), 4) if got else None,
+                                 "answered": round(len(got) / n, 4) if n else None, "n": n}
+    out["precision@5"] = out["all"]["tapped"]["precision@5"]
+    return out
+
+
 def refine_through_search(client: PipelineClient, data: Path, *, split: str = "test", limit: int | None = None,
                           k: int = 10, progress: bool = True) -> dict[str, Any]:
     """Held-out triplets the way a shopper refines: upload a photo showing the anchor product, tap it, type the

@@ -50,3 +50,12 @@ def test_eval_refiner_through_the_whole_query(tiny_models: Path, cli) -> None:
     assert 1 <= through["n_triplets"] <= 3 and through["source"] == "in process"
     assert {"top1", "top10", "image_only", "anchor_detected"} <= set(through)
     assert 0.0 <= through["image_only"]["top10"] <= 1.0
+
+
+def test_eval_tags_through_the_whole_query(tiny_models: Path, cli) -> None:
+    r = cli(tiny_models, "eval", "tags", "--data", str(tiny_models / "tiny"), "--through-search", "--limit", "4",
+            "--json", env={"VISEARCH_INDEX__PATH": str(tiny_models / "data" / "index")})
+    assert r.returncode == 0, r.stderr[-2000:]
+    through = json.loads(r.stdout)["through_search"]
+    assert through["all"]["tapped"]["answered"] == 1.0 and through["all"]["tapped"]["n"] >= 4
+    assert 0.0 <= through["precision@5"] <= 1.0 and through["source"] == "in process"

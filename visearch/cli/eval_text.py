@@ -29,15 +29,28 @@ def eval_tags_cmd(
     data: Data,
     model: Annotated[str, typer.Option("--model", help="tag model reference")] = "models:/visearch-tagger@champion",
     split: Split = "test",
+    through_search: Annotated[bool, typer.Option("--through-search", help=(
+        "also the tags search answers with: each held-out photo uploaded and every object tapped (in process, or "
+        "the running service with --url), searched within the detected category"))] = False,
+    url: Annotated[str | None, typer.Option("--url", help="with --through-search: the running service at this URL")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="with --through-search: at most this many photos")] = None,
     as_json: Json = False,
     quiet: Quiet = False,
 ) -> None:
     """Precision@5 of held-out crops' tags against their products' attributes: projection, nearest products'
-    votes, and both fused as search serves them; plus how much of the attributes the generator reads off text."""
+    votes, and both fused, on true boxes and the whole catalog; with --through-search, as search answers them."""
     from training.tags import eval_tags
 
+    settings = get_settings(models={"tagger": model}) if through_search else get_settings()
     with stdout_to_stderr(as_json):
-        result = eval_tags(data, get_settings(), model, split, progress=not (quiet or as_json))
+        result = eval_tags(data, settings, model, split, progress=not (quiet or as_json))
+        if through_search or url:
+            from visearch.pipeline_eval import HttpClient, LocalClient, tags_through_search
+
+            client = HttpClient(url) if url else LocalClient(settings)
+            result["through_search"] = {**tags_through_search(client, data, split=split, limit=limit,
+                                                               progress=not (quiet or as_json)),
+                                        "source": url or "in process"}
     _print(result, as_json)
 
 
