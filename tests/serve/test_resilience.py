@@ -64,11 +64,32 @@ def test_a_killed_replica_is_replaced(service):
 
 def test_moving_an_alias_switches_versions_with_no_failed_request(service, tmp_path):
     from visearch.config import Settings
-    from visearch.registry import ModelStore, pin_model, resolve_model
+    from visearch.registry import ModelStore, pin_model
 
     settings = Settings(data_dir=service.data_dir)
     store = ModelStore(settings)
     before = {n: pin_model(f"models:/{n}@champion", settings) for n in ("visearch-embedder", "visearch-detector")}
+    try:
+        _promote_copies_under_load(service, store, settings, before, tmp_path)
+    finally:  # the session's other tests (tags, refinement: tied to the first embedder) get the champions back
+        for name, pinned in before.items():
+            store.client.set_registered_model_alias(name, "champion", pinned.version)
+        _wait_for_models(service, {"embedder": before["visearch-embedder"].label})
+
+
+def _wait_for_models(service, want: dict[str, str], timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        r = httpx.post(service.url + "/v1/photo", files={"image": ("p.jpg", _photo(service), "image/jpeg")}, timeout=60)
+        if r.status_code == 200 and all(r.json()["models"][k] == v for k, v in want.items()):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the service did not go back to {want}")
+
+
+def _promote_copies_under_load(service, store, settings, before, tmp_path) -> None:
+    from visearch.registry import resolve_model
+
     with Load(service.url, _photo(service)) as load:
         time.sleep(2)
         new_versions = {}

@@ -45,4 +45,8 @@ def search(
             table.add_row(str(n), r.product_id, r.match, f"{r.score:.3f}", str(r.category or ""),
                           "" if r.price is None else f"{r.price:g}", str(r.title or "")[:60])
         console.print(table)
+        if result.tags:
+            console.print("  tags: " + ", ".join(f"{t.text} ({t.facet}, {t.score:.2f})" for t in result.tags))
+        elif result.tags_note:
+            console.print(f"  {result.tags_note}")
         console.print("  " + ", ".join(f"{k} {v:.0f} ms" for k, v in result.timings_ms.items()))

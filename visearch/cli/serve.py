@@ -79,6 +79,10 @@ def try_photo(url: str, photo: Path, top: int = 5) -> dict[str, Any]:
         table.add_row(str(n), x["product_id"], x["match"], f"{x['score']:.3f}",
                       "" if x["price"] is None else f"{x['price']:g}", str(x["title"] or "")[:60])
     out.print(table)
+    if body.get("tags"):
+        out.print("  tags: " + ", ".join(f"{t['text']} ({t['facet']}, {t['score']:.2f})" for t in body["tags"]))
+    elif body.get("tags_note"):
+        out.print(f"  {body['tags_note']}")
     out.print("  " + ", ".join(f"{k} {v:.0f} ms" for k, v in body["timings_ms"].items()))
     return body
 
