@@ -32,6 +32,14 @@ def test_detects_changed_missing_and_stray_files(tiny_synth, tmp_path):
     assert all("\n" not in p for p in problems)
 
 
+def test_files_tools_write_beside_a_set_are_not_stray(tiny_synth, tmp_path):
+    root = _copy(tiny_synth, tmp_path)
+    for name in ("tags.parquet", "tags-vocabulary.json", "tags-cleaning.json", "scenes/labels/train.cache"):
+        (root / name).write_bytes(b"derived")
+    (root / "tags-notes.json").write_bytes(b"x")
+    assert check_dataset(root) == ["tags-notes.json: not in manifest (stray file)"]
+
+
 def test_detects_broken_ground_truth(tiny_synth, tmp_path):
     root = _copy(tiny_synth, tmp_path)
     t = pq.read_table(root / "scenes.parquet").to_pydict()

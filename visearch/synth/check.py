@@ -64,6 +64,16 @@ def _read(root: Path, name: str, schema: pa.Schema, problems: list[str]) -> dict
     return columns
 
 
+def _derived(rel: str) -> bool:
+    """Files tools write beside a data set, not part of what synth made: the catalog's tags
+    (``visearch tags generate``) and ultralytics' label caches (training and ``eval detector``)."""
+    from visearch.tags.catalog import TAGS_FILE
+
+    stem = Path(TAGS_FILE).stem
+    return rel in (TAGS_FILE, f"{stem}-vocabulary.json", f"{stem}-cleaning.json") or (
+        rel.startswith("scenes/labels/") and rel.endswith(".cache"))
+
+
 def _check_files(root: Path, manifest: dict, problems: list[str]) -> None:
     listed = manifest.get("files", {})
     for rel, digest in sorted(listed.items()):
@@ -74,7 +84,7 @@ def _check_files(root: Path, manifest: dict, problems: list[str]) -> None:
             problems.append(f"{rel}: sha256 differs from manifest (file changed or corrupt)")
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
-        if rel != "manifest.json" and rel not in listed:
+        if rel != "manifest.json" and rel not in listed and not _derived(rel):
             problems.append(f"{rel}: not in manifest (stray file)")
 
 
