@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -18,8 +19,10 @@ from visearch.index import Hit, SearchFilter
 from visearch.query import Detected, Embedded, Searched
 from visearch.ranking.apply import RankContext
 from visearch.registry.watch import PinCache
-from visearch.tags.crop_tags import Neighbour
-from visearch.tags.projection import Tagged
+
+if TYPE_CHECKING:
+    from visearch.tags.crop_tags import Neighbour
+    from visearch.tags.projection import Tagged
 from visearch.vision.ocr import TextLine
 
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from training.recipes import pick_recipe
-from training.vectorize import catalog_vectors
+from training.vectorize import catalog_matrix
 from visearch.config import Settings
 from visearch.embedding.data import Dataset, open_dataset
 from visearch.embedding.embedder import Embedder
@@ -69,13 +69,17 @@ RECIPES: dict[str, RefinerRecipe] = {
 }
 
 
-def _triplets(data: Path, split: str) -> dict[str, list[Any]]:
+def _triplets(data: Path) -> dict[str, dict[str, list[Any]]]:
+    """The set's triplets by split (the anchor's), each as columns; a split with none is empty."""
     path = Path(data) / "triplets.parquet"
     if not path.is_file():
         raise DatasetError(f"{data}: no triplets.parquet (anchor, text, target); is it a WB-Synth data set?")
     t = pq.read_table(path).to_pydict()
-    keep = [i for i, s in enumerate(t["split"]) if s == split]
-    return {k: [v[i] for i in keep] for k, v in t.items()}
+    out: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {k: [] for k in t})
+    for i, split in enumerate(t["split"]):
+        for k, v in t.items():
+            out[split][k].append(v[i])
+    return out
 
 
 @dataclass
@@ -127,9 +131,8 @@ def _figures(ranks: np.ndarray) -> dict[str, float]:
 
 
 def _catalog(data: Path, settings: Settings, ref: str, progress: bool) -> tuple[list[str], torch.Tensor]:
-    vectors, _ = catalog_vectors(data, settings, ref, progress)
-    pids = sorted(vectors)
-    return pids, torch.from_numpy(np.stack([vectors[p] for p in pids]))
+    pids, matrix = catalog_matrix(data, settings, ref, progress)
+    return pids, torch.from_numpy(matrix)
 
 
 def train_refiner(data: Path, settings: Settings, recipe: str = "quick", alias: str | None = None,
@@ -142,7 +145,7 @@ def train_refiner(data: Path, settings: Settings, recipe: str = "quick", alias: 
     embedder = Embedder.from_ref(pinned.ref, settings)
     bb = embedder.backbone
     sets = [Path(data), *map(Path, more)]
-    tables = {d: {s: _triplets(d, s) for s in ("train", "val", "test")} for d in sets}
+    tables = {d: _triplets(d) for d in sets}
     val_split = "val" if tables[sets[0]]["val"]["text"] else "test"
     texts = sorted({x for d in sets for s in ("train", val_split) for x in tables[d][s]["text"]})
     text_vec = dict(zip(texts, bb.encode_text(texts), strict=True))
@@ -151,7 +154,8 @@ def train_refiner(data: Path, settings: Settings, recipe: str = "quick", alias: 
     for d in sets:
         dataset = open_dataset(d)
         pids, block = _catalog(d, settings, pinned.ref, progress)
-        column = {p: sum(len(b) for b in blocks) + i for i, p in enumerate(pids)}
+        offset = sum(len(b) for b in blocks)  # each set's products after the sets before it in the one softmax
+        column = {p: offset + i for i, p in enumerate(pids)}
         gallery = gallery_vectors(dataset, "train", embedder, settings, progress)
         crops = crop_vectors(dataset, "train", embedder, settings, held_out=False, progress=progress)
         photos = PhotoVectors(np.concatenate([gallery.vectors, crops.vectors]), gallery.items + crops.items)
@@ -167,7 +171,6 @@ def train_refiner(data: Path, settings: Settings, recipe: str = "quick", alias: 
     train = _Queries(torch.cat([q.vectors for q in parts]), torch.cat([q.texts for q in parts]),
                      torch.cat([q.targets for q in parts]),
                      np.concatenate([q.triplet + 1_000_000 * n for n, q in enumerate(parts)]), {})
-    pids = [str(i) for i in range(len(catalog))]
 
     torch.manual_seed(settings.seed)
     head = RefinerHead(embedder.out_dim, bb.dim, rec.hidden, rec.dropout)
@@ -178,7 +181,7 @@ def train_refiner(data: Path, settings: Settings, recipe: str = "quick", alias: 
     params = {"recipe": rec.name, **{k: v for k, v in asdict(rec).items() if k != "name"},
               "data": ",".join(str(d.resolve()) for d in sets),
               "embedder": pinned.label, "backbone": bb.ref, "train_queries": len(train.targets),
-              "train_triplets": len(set(train.triplet.tolist())), "catalog": len(pids)}
+              "train_triplets": len(set(train.triplet.tolist())), "catalog": len(catalog)}
     with ModelRecorder(store, "refiner", f"refiner-{rec.name}", params, tags={"recipe": rec.name}) as recorder:
         for step in track(range(1, rec.steps + 1), rec.steps, "refiner", progress):
             head.train()
@@ -231,7 +234,7 @@ def eval_refiner(data: Path, settings: Settings, ref: str, split: str = "test", 
     refiner = Refiner.from_ref(pinned.ref, settings)
     embedder = Embedder.from_ref(refiner.embedder, settings, backbone=refiner.backbone)
     dataset = open_dataset(data)
-    triplets = _triplets(data, split)
+    triplets = _triplets(data)[split]
     if not triplets["text"]:
         raise DatasetError(f"{data}: no {split}-split triplets to evaluate on")
     pids, catalog = _catalog(data, settings, refiner.embedder, progress)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from training.recipes import pick_recipe
-from training.vectorize import catalog_vectors
+from training.vectorize import catalog_matrix
 from visearch.config import Settings
 from visearch.embedding.data import Dataset, open_dataset
 from visearch.embedding.embedder import Embedder
@@ -328,9 +328,7 @@ def _truth(dataset: Dataset, index: dict[tuple[str, str], int]) -> dict[str, lis
 def _neighbours(data: Path, settings: Settings, embedder_ref: str, queries: np.ndarray, tags: dict[str, list[Any]],
                 progress: bool, n: int = 20) -> list[list[Neighbour]]:
     """Each query's ``n`` nearest catalog products (exact, full vectors: what search's rescoring ranks by) and their tags."""
-    vectors, _ = catalog_vectors(data, settings, embedder_ref, progress)
-    pids = list(vectors)
-    matrix = np.stack([vectors[p] for p in pids])
+    pids, matrix = catalog_matrix(data, settings, embedder_ref, progress)
     out = []
     for start in range(0, len(queries), 1024):
         sim = queries[start : start + 1024] @ matrix.T

@@ -21,7 +21,7 @@ from visearch.errors import DatasetError
 from visearch.progress import track
 from visearch.vision.images import ImageLimits, load_image
 
-__all__ = ["vectorize_catalog", "catalog_vectors"]
+__all__ = ["vectorize_catalog", "catalog_vectors", "catalog_matrix"]
 
 
 def vectorize_catalog(data: Path, settings: Settings, out: Path, ref: str | None = None, progress: bool = True) -> dict:
@@ -75,3 +75,10 @@ def catalog_vectors(data: Path, settings: Settings, ref: str, progress: bool = T
         vectorize_catalog(data, settings, path, ref=pinned.ref, progress=progress)
     t = pq.read_table(path).to_pydict()
     return {p: np.asarray(v, np.float32) for p, v in zip(t["product_id"], t["vector"], strict=True)}, pinned.label
+
+
+def catalog_matrix(data: Path, settings: Settings, ref: str, progress: bool = True) -> tuple[list[str], np.ndarray]:
+    """:func:`catalog_vectors` as product ids (sorted) and the matching rows of one (n, dim) matrix."""
+    vectors, _ = catalog_vectors(data, settings, ref, progress)
+    pids = sorted(vectors)
+    return pids, np.stack([vectors[p] for p in pids])

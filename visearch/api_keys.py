@@ -15,14 +15,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from visearch.errors import ForbiddenError, InvalidArgumentError, NotFoundError, UnauthorizedError
+from visearch.files import write_text_atomic
 
 __all__ = ["ApiKeys", "ROLES"]
 
@@ -45,12 +44,7 @@ class ApiKeys:
         return list(json.loads(self.path.read_text(encoding="utf-8")).get("keys", []))
 
     def _write(self, keys: list[dict[str, Any]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".keys-")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"keys": keys}, f, indent=2)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, json.dumps({"keys": keys}, indent=2), mode=0o600)  # hashes, but still secrets' kin
 
     def create(self, roles: list[str], note: str = "") -> str:
         """A new key with ``roles``; the only time its secret is seen."""

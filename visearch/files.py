@@ -16,11 +16,12 @@ def _file_mode() -> int:
     return 0o666 & ~umask
 
 
-def write_atomic(path: str | Path, write: Callable[[Path], object], *, fsync: bool = False) -> Path:
+def write_atomic(path: str | Path, write: Callable[[Path], object], *, fsync: bool = False,
+                 mode: int | None = None) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
 
-    The file gets the mode the umask gives (``mkstemp`` makes 0600); ``fsync`` flushes it to disk
-    first, for stores that must survive a power cut.
+    The file gets ``mode``, or the one the umask gives (``mkstemp`` makes 0600); ``fsync`` flushes
+    it to disk first, for stores that must survive a power cut.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -32,7 +33,7 @@ def write_atomic(path: str | Path, write: Callable[[Path], object], *, fsync: bo
         if fsync:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
-        os.chmod(tmp, _file_mode())
+        os.chmod(tmp, _file_mode() if mode is None else mode)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -40,6 +41,6 @@ def write_atomic(path: str | Path, write: Callable[[Path], object], *, fsync: bo
     return path
 
 
-def write_text_atomic(path: str | Path, text: str, *, fsync: bool = False) -> Path:
+def write_text_atomic(path: str | Path, text: str, *, fsync: bool = False, mode: int | None = None) -> Path:
     """:func:`write_atomic` for UTF-8 text (Cyrillic kept as it is)."""
-    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), fsync=fsync)
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), fsync=fsync, mode=mode)

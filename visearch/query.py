@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 from PIL import Image
@@ -29,10 +29,12 @@ from visearch.experiments import Variant
 from visearch.index import Hit, SearchFilter
 from visearch.ranking.apply import RankContext
 from visearch.registry import PinnedModel
-from visearch.tags.crop_tags import Neighbour
-from visearch.tags.projection import Tagged
 from visearch.vision.detector import Detection
 from visearch.vision.ocr import TextLine, extract_articles, owner_of
+
+if TYPE_CHECKING:  # annotations only: importing the query flow need not load the tag models' torch
+    from visearch.tags.crop_tags import Neighbour
+    from visearch.tags.projection import Tagged
 
 __all__ = [
     "Stages",

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 from ray import serve
 
-from serve_app.deployments._common import settings_from
+from serve_app.deployments._common import every, settings_from
 from visearch.embedding.refiner import Refiner, check_refiner_embedder
 from visearch.errors import NotFoundError
 from visearch.query import Embedded
@@ -30,6 +30,12 @@ class EmbedderDeployment:
         self._embed.set_max_batch_size(cfg.max_batch_size)
         self._embed.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
         self.refiner: ModelWatcher[Refiner] | None = None
+        # the refiner's alias is re-checked in the background, not on each request (a registry query each)
+        self._stop = every(self.settings.serving.reload_interval_s, self._follow_refiner, "refiner-reload")
+
+    def _follow_refiner(self) -> None:
+        if self.refiner is not None:
+            self.refiner.check()
 
     @serve.multiplexed(max_num_models_per_replica=3)
     async def get_model(self, model_id: str) -> LoadedEmbedder:
@@ -56,8 +62,6 @@ class EmbedderDeployment:
                 raise NotFoundError("refinement is off: no refiner (visearch train refiner --data DIR, "
                                     "or import the default bundle)")
             self.refiner = ModelWatcher(ref, self.settings, lambda pinned: Refiner.from_ref(pinned.ref, self.settings))
-        else:
-            self.refiner.check()
         refiner = self.refiner.current[1]
         check_refiner_embedder(refiner, serve.get_multiplexed_model_id())
         return refiner.refine(vectors, texts)
@@ -77,3 +81,8 @@ class EmbedderDeployment:
                 out[i] = Embedded(np.ascontiguousarray(vectors[start:start + n]), model.model, model.match_threshold)
                 start += n
         return [e for e in out if e is not None]
+
+    def __del__(self) -> None:
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            stop.set()

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["stdout_to_stderr", "who"]
+__all__ = ["stdout_to_stderr", "print_result", "who"]
+
+
+def print_result(result: object, as_json: bool) -> None:
+    """A command's result: one JSON line for a program (``--json``), indented and coloured for a person."""
+    text = json.dumps(result, ensure_ascii=False)
+    if as_json:
+        print(text)
+    else:
+        from rich.console import Console
+
+        Console().print_json(text)
 
 
 @contextmanager

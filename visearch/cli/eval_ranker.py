@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from visearch.cli._output import stdout_to_stderr
+from visearch.cli._output import print_result, stdout_to_stderr
 from visearch.cli.eval import eval_app
 from visearch.cli.eval_vision import Data, Split
 from visearch.config import get_settings
@@ -27,7 +25,4 @@ def eval_ranker_cmd(
 
     with stdout_to_stderr(as_json):
         result = eval_ranker(data, get_settings(), model, split, progress=not (quiet or as_json))
-    if as_json:
-        print(json.dumps(result, ensure_ascii=False))
-        return
-    Console().print_json(json.dumps(result, ensure_ascii=False))
+    print_result(result, as_json)

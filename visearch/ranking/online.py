@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ import numpy as np
 
 from visearch.config import RankingSettings
 from visearch.events import EventLog
+from visearch.files import write_text_atomic
 from visearch.ranking.features import FEATURES
 
 __all__ = ["OnlineModel", "OnlineReranker", "INPUTS"]
@@ -104,13 +103,7 @@ class OnlineReranker:
         state = {"inputs": list(INPUTS), "cursor": self.cursor,
                  "variants": {v: {"w": m.w.tolist(), "steps": m.steps, "mean": m.mean.tolist(), "m2": m.m2.tolist()}
                               for v, m in self.models.items()}}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".online-")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, json.dumps(state), fsync=True)
 
     def learn(self, variant: str, x: np.ndarray, clicked: bool) -> None:
         self.models.setdefault(variant, OnlineModel()).update(x, 1.0 if clicked else 0.0, self.settings)

@@ -58,19 +58,23 @@ class TagIndex:
     def __len__(self) -> int:
         return len(self.model.tags)
 
-    def search(self, vectors: np.ndarray, k: int) -> list[list[Tagged]]:
-        """The ``k`` most likely tags of each unit photo vector of the tag model's space."""
+    def _query(self, vectors: np.ndarray, limit: int, with_payload: bool) -> list[list]:
+        """One exact engine query per unit photo vector (one batch call), checked against the model's size."""
         vectors = np.asarray(vectors, np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.model.dim:
             raise InvalidArgumentError(f"tag index {self.label}: vectors must be (n, {self.model.dim}), got {vectors.shape}")
-        if k <= 0 or not len(vectors):
+        if limit <= 0 or not len(vectors):
             return [[] for _ in range(len(vectors))]
-        requests = [qe.QueryRequest(limit=k, query=qe.Query.Nearest(v.tolist(), using=_VECTOR),
-                                    params=qe.SearchParams(exact=True), with_payload=True) for v in vectors]
-        results = (self.shard.query_batch(qe.QueryBatchRequest(requests)) if len(requests) > 1
-                   else [self.shard.query(requests[0])])
+        requests = [qe.QueryRequest(limit=limit, query=qe.Query.Nearest(v.tolist(), using=_VECTOR),
+                                    params=qe.SearchParams(exact=True), with_payload=with_payload) for v in vectors]
+        if len(requests) == 1:
+            return [self.shard.query(requests[0])]
+        return self.shard.query_batch(qe.QueryBatchRequest(requests))
+
+    def search(self, vectors: np.ndarray, k: int) -> list[list[Tagged]]:
+        """The ``k`` most likely tags of each unit photo vector of the tag model's space."""
         out = []
-        for found in results:
+        for found in self._query(vectors, k, with_payload=True):
             probs = self.model.probabilities(np.array([p.score for p in found], np.float64))
             out.append([Tagged(str(p.payload["text"]), str(p.payload["facet"]), round(float(pr), 4))
                         for p, pr in zip(found, probs, strict=True)])
@@ -78,16 +82,10 @@ class TagIndex:
 
     def similarity(self, vectors: np.ndarray) -> np.ndarray:
         """(n, tags) cosine of each unit photo vector to every tag, columns in the tag model's order."""
-        vectors = np.asarray(vectors, np.float32)
-        out = np.full((len(vectors), len(self)), -1.0, np.float32)
-        requests = [qe.QueryRequest(limit=len(self), query=qe.Query.Nearest(v.tolist(), using=_VECTOR),
-                                    params=qe.SearchParams(exact=True), with_payload=False) for v in vectors]
-        if not requests:
-            return out
-        results = (self.shard.query_batch(qe.QueryBatchRequest(requests)) if len(requests) > 1
-                   else [self.shard.query(requests[0])])
-        for row, found in enumerate(results):
-            for p in found:
+        found = self._query(vectors, len(self), with_payload=False)
+        out = np.full((len(found), len(self)), -1.0, np.float32)
+        for row, points in enumerate(found):
+            for p in points:
                 out[row, int(p.id)] = p.score
         return out
 
