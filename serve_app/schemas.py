@@ -51,6 +51,11 @@ class TagOut(_Out):
     score: float = Field(description="how likely the crop carries the tag, 0..1")
 
 
+class AttributeOut(_Out):
+    text: str
+    facet: str = Field(description="colour, pattern, material or brand")
+
+
 class GroupOut(_Out):
     object_id: int
     results: list[ResultOut]
@@ -77,6 +82,9 @@ class SearchResponse(_Out):
     tags: list[TagOut] | None = Field(None, description="the searched crop's tags, most likely first; null: see tags_note")
     tags_note: str | None = Field(None, description="why tags were omitted (no tag model, too slow, another embedder)")
     refinement: str | None = Field(None, description="the text a refined search applied (POST /v1/refine)")
+    refinement_tags: list[AttributeOut] | None = Field(None, description=(
+        "the attributes the refinement text named; the products that have them come first, the closest others follow "
+        "(empty: the text named none the refiner knows, and its vector alone moved the search)"))
 
 
 class Filters(BaseModel):

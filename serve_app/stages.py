@@ -16,7 +16,7 @@ from PIL import Image
 from ray.serve.handle import DeploymentHandle
 
 from visearch.index import Hit, SearchFilter
-from visearch.query import Detected, Embedded, Searched
+from visearch.query import Detected, Embedded, Refined, Searched
 from visearch.ranking.apply import RankContext
 from visearch.registry.watch import PinCache
 
@@ -60,7 +60,7 @@ class ServeStages:
                    k: int) -> list[list[Tagged]]:
         return await self.search_.tags.remote(vectors, [list(n) for n in neighbours], embedder, k)
 
-    async def refine(self, vectors: np.ndarray, texts: Sequence[str], embedder: str) -> np.ndarray:
+    async def refine(self, vectors: np.ndarray, texts: Sequence[str], embedder: str) -> Refined:
         return await self.embedder.options(multiplexed_model_id=embedder).refine.remote(vectors, list(texts))
 
     # ------------------------------------------------------------------ beyond the query flow

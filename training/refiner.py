@@ -8,6 +8,12 @@ softmax (what search will rank it against). Figures: held-out triplets, the anch
 crop, the target's rank among every product of the catalog, against two baselines measured on
 the same queries: the crop alone (image only) and the text alone (the text tower against the
 backbone's own image vectors of the catalog, the space it was trained to match).
+
+Beside the head, the refiner keeps a vocabulary that reads the text as the attributes it asks
+for, learned from the train sets' catalog titles and train triplets (the same alias learning as
+the tag vocabulary: a word names a value when nearly every product it is said of has it). Its
+figures: the target's rank when the products with the asked attributes come first (what search
+does), against the crop with those same attributes first, so the head's own part shows.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from visearch.progress import track
 from visearch.registry import ModelStore, pin_model
 from visearch.registry.card import ModelCard, data_provenance, train_command
 from visearch.registry.recorder import ModelRecorder
+from visearch.tags.vocabulary import TagVocabulary
 
 __all__ = ["RefinerRecipe", "RECIPES", "MODEL_NAME", "train_refiner", "eval_refiner"]
 
@@ -121,6 +128,49 @@ def _queries(triplets: dict[str, list[Any]], photos: PhotoVectors, fallback: Pho
                     torch.tensor(targets), np.array(which), triplets)
 
 
+def _text_vocabulary(tables: dict[Path, dict[str, dict[str, list[Any]]]]) -> TagVocabulary:
+    """Which words name which attribute value, from each set's catalog titles and its train triplets' texts (each text
+    said of its target: "однотонный" is said of solid targets only, though no title holds it)."""
+    rows: list[dict[str, Any]] = []
+    for d, table in tables.items():
+        products = pq.read_table(Path(d) / "products.parquet").to_pylist()
+        rows += products
+        by_id = {r["product_id"]: r for r in products}  # ids repeat across sets: each set's triplets, its own catalog
+        train = table["train"]
+        rows += [{**by_id[b], "title": text} for b, text in zip(train["target_product_id"], train["text"], strict=True)
+                 if b in by_id]
+    return TagVocabulary.from_catalog(rows)
+
+
+def _preferred(scores: torch.Tensor, wanted: list[list[tuple[str, str]]], attributes: dict[str, np.ndarray]) -> torch.Tensor:
+    """Scores with the products that have every asked attribute ahead of the rest (search's filter, then the rest)."""
+    bonus = torch.zeros_like(scores)
+    for i, want in enumerate(wanted):
+        if want:
+            has = np.logical_and.reduce([attributes[f] == v for f, v in want])
+            bonus[i] = torch.from_numpy(has.astype(np.float32)) * 4.0  # unit vectors: similarities lie in [-1, 1]
+    return scores + bonus
+
+
+def _wanted(refiner: Refiner, queries: _Queries) -> list[list[tuple[str, str]]]:
+    """Each query's asked attributes as (facet, value), read once per distinct text."""
+    texts = queries.meta["text"]
+    read = {t: [(tag.facet, tag.text) for tag in refiner.wanted(t)] for t in set(texts)}
+    return [read[texts[n]] for n in queries.triplet]
+
+
+def _catalog_attributes(data: Path, pids: list[str], facets: Sequence[str]) -> dict[str, np.ndarray]:
+    """Each facet's canonical value per catalog column (as the vocabulary writes it)."""
+    from visearch.tags.vocabulary import attribute_tags
+
+    rows = {r["product_id"]: r for r in pq.read_table(Path(data) / "products.parquet").to_pylist()}
+    out = {f: np.full(len(pids), "", dtype=object) for f in facets}
+    for i, p in enumerate(pids):
+        for tag in attribute_tags(rows[p], facets):
+            out[tag.facet][i] = tag.text
+    return out
+
+
 def _ranks(scores: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
     true = scores[torch.arange(len(targets)), targets]
     return ((scores > true[:, None]).sum(1) + 1).numpy()
@@ -161,7 +211,7 @@ def train_refiner(data: Path, settings: Settings, recipe: str = "quick", alias: 
         photos = PhotoVectors(np.concatenate([gallery.vectors, crops.vectors]), gallery.items + crops.items)
         parts.append(_queries(tables[d]["train"], photos, None, text_vec, column))
         if d == sets[0]:
-            val_catalog = block
+            val_catalog, val_pids = block, pids
             val = _queries(tables[d][val_split], crop_vectors(dataset, val_split, embedder, settings, held_out=True,
                                                               progress=progress),
                            gallery_vectors(dataset, val_split, embedder, settings, progress), text_vec,
@@ -198,11 +248,17 @@ def train_refiner(data: Path, settings: Settings, recipe: str = "quick", alias: 
                     ranks = _ranks(head(val.vectors, val.texts) @ val_catalog.T, val.targets)
                 recorder.curve({"loss": float(loss.detach()), **{f"val_{k}": v for k, v in _figures(ranks).items()}}, step)
         head.eval()
+        vocabulary = _text_vocabulary(tables)
+        meta = {"embedder": pinned.ref, "backbone": bb.ref, "temperature": rec.temperature,
+                "vocabulary": {"tags": len(vocabulary), "aliases": len(vocabulary.aliases)}}
+        refiner = Refiner(head, bb, meta, "", vocabulary)
+        wanted = _wanted(refiner, val)
+        attributes = _catalog_attributes(sets[0], val_pids, refiner.facets)
         with torch.no_grad():
-            held = _figures(_ranks(head(val.vectors, val.texts) @ val_catalog.T, val.targets))
+            vector_only = head(val.vectors, val.texts) @ val_catalog.T
+            held = _figures(_ranks(_preferred(vector_only, wanted, attributes), val.targets))
             image_only = _figures(_ranks(val.vectors @ val_catalog.T, val.targets))
-        meta = {"embedder": pinned.ref, "backbone": bb.ref, "temperature": rec.temperature}
-        folder = Refiner(head, bb, meta, "").save(settings.data_dir / "runs" / "refiner" / f"{recorder.run_id}-{rec.name}")
+        folder = refiner.save(settings.data_dir / "runs" / "refiner" / f"{recorder.run_id}-{rec.name}")
         card = ModelCard(
             name=MODEL_NAME, task="refiner", recipe=rec.name,
             arch=f"gated residual MLP over (crop {embedder.out_dim}-d, text tower {bb.dim}-d) → {embedder.out_dim}-d",
@@ -210,7 +266,8 @@ def train_refiner(data: Path, settings: Settings, recipe: str = "quick", alias: 
                      f"in the space of {pinned.label}; trained on WB-Synth variant triplets (synthetic data); recipe '{rec.name}'"),
             data=data_provenance(data), command=train_command("refiner", data, rec.name, also=[str(d) for d in sets[1:]] or None),
             val_split=val_split,
-            val_metrics={**held, "baselines": {"image_only": image_only}, "n_queries": len(val.targets)},
+            val_metrics={**held, "vector_only": _figures(_ranks(vector_only, val.targets)),
+                         "baselines": {"image_only": image_only}, "n_queries": len(val.targets)},
             train_seconds=round(time.time() - started, 1), note=rec.note, embedder=pinned.ref, backbone=bb.ref,
         )
         return recorder.register(folder, card, alias=alias)
@@ -229,7 +286,9 @@ def _backbone_catalog(dataset: Dataset, bb: Any, settings: Settings, pids: list[
 
 
 def eval_refiner(data: Path, settings: Settings, ref: str, split: str = "test", progress: bool = True) -> dict[str, Any]:
-    """Top-1 / top-10 of the target among the whole catalog for ``split``'s triplets of ``data``, with both baselines."""
+    """Top-1 / top-10 of the target among the whole catalog for ``split``'s triplets of ``data`` (the refined vector, the
+    products with the text's attributes first), with the head's vector alone and three baselines: the crop alone, the
+    text alone, and the crop with the text's attributes first (what the head adds over reading the words)."""
     pinned = pin_model(ref, settings)
     refiner = Refiner.from_ref(pinned.ref, settings)
     embedder = Embedder.from_ref(refiner.embedder, settings, backbone=refiner.backbone)
@@ -243,15 +302,23 @@ def eval_refiner(data: Path, settings: Settings, ref: str, split: str = "test", 
     text_vec = dict(zip(texts, refiner.encode_texts(texts), strict=True))
     q = _queries(triplets, crop_vectors(dataset, split, embedder, settings, held_out=True, progress=progress),
                  gallery_vectors(dataset, split, embedder, settings, progress), text_vec, column)
+    wanted = _wanted(refiner, q)
+    attributes = _catalog_attributes(data, pids, refiner.facets)
     with torch.no_grad():
-        refined = _ranks(refiner.head(q.vectors, q.texts) @ catalog.T, q.targets)
-        image_only = _ranks(q.vectors @ catalog.T, q.targets)
+        vector_only = refiner.head(q.vectors, q.texts) @ catalog.T
+        refined = _ranks(_preferred(vector_only, wanted, attributes), q.targets)
+        image = q.vectors @ catalog.T
+        image_only = _ranks(image, q.targets)
+        image_attributes = _ranks(_preferred(image, wanted, attributes), q.targets)
         text_only = _ranks(q.texts @ _backbone_catalog(dataset, refiner.backbone, settings, pids, progress).T, q.targets)
     by: dict[str, Any] = {}
     for key in ("change", "lang"):
         values = np.array([q.meta[key][t] for t in q.triplet])
         by[key] = {v: {**_figures(refined[values == v]), "n": int((values == v).sum())} for v in sorted(set(values))}
-    return {**_figures(refined), "baselines": {"image_only": _figures(image_only), "text_only": _figures(text_only)},
+    return {**_figures(refined), "vector_only": _figures(_ranks(vector_only, q.targets)),
+            "baselines": {"image_only": _figures(image_only), "text_only": _figures(text_only),
+                          "image_with_text_attributes": _figures(image_attributes)},
+            "text_attributes_read": round(sum(bool(w) for w in wanted) / len(wanted), 4),
             "n_triplets": len(set(q.triplet.tolist())), "n_queries": len(q.targets), "catalog": len(pids), "by": by,
             "model": pinned.label, "embedder": refiner.embedder, "data": str(data), "split": split,
             "triplets_without_photo": len(triplets["text"]) - len(set(q.triplet.tolist())),

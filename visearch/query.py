@@ -35,11 +35,13 @@ from visearch.vision.ocr import TextLine, extract_articles, owner_of
 if TYPE_CHECKING:  # annotations only: importing the query flow need not load the tag models' torch
     from visearch.tags.crop_tags import Neighbour
     from visearch.tags.projection import Tagged
+    from visearch.tags.vocabulary import Tag
 
 __all__ = [
     "Stages",
     "Detected",
     "Embedded",
+    "Refined",
     "Searched",
     "FoundObject",
     "ArticleMatch",
@@ -70,6 +72,12 @@ class Embedded:
 
 
 @dataclass(frozen=True)
+class Refined:
+    vectors: np.ndarray  # (n, full_dim): each crop moved by its text
+    wanted: list[list[Tag]]  # the attributes each text asks for (results that have them come first)
+
+
+@dataclass(frozen=True)
 class Searched:
     hits: list[list[Hit]]
     index_version: str
@@ -95,7 +103,7 @@ class Stages(Protocol):
     async def tags(self, vectors: np.ndarray, neighbours: Sequence[Sequence[Neighbour]], embedder: str,
                    k: int) -> list[list[Tagged]]: ...
 
-    async def refine(self, vectors: np.ndarray, texts: Sequence[str], embedder: str) -> np.ndarray: ...
+    async def refine(self, vectors: np.ndarray, texts: Sequence[str], embedder: str) -> Refined: ...
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,7 @@ class Answer:
     tags: list[Tagged] | None = None  # the searched crop's tags (None: omitted, ``tags_note`` says why)
     tags_note: str | None = None
     refinement: str | None = None  # the text a refined search applied to the crop
+    refinement_tags: list[Tag] | None = None  # the attributes the text asked for (results that have them first)
 
 
 @dataclass
@@ -312,10 +321,13 @@ class QueryFlow:
         t1 = time.perf_counter()
         refined = await self.stages.refine(embedded.vectors, [text], embedded.model.ref)
         timings["refine"] = _ms(t1)
-        answer = await self._answer(session, replace(embedded, vectors=refined), [object_id], variant=variant,
-                                    experiment=experiment, k=k, filter=filter, all_objects=False, timings=timings,
-                                    request_id=request_id, refinement=text)
-        answer.picked = object_id
+        wanted = refined.wanted[0]
+        asked = tuple((t.facet, t.text) for t in wanted)
+        preferred = replace(filter, attributes=filter.attributes + asked) if filter else SearchFilter(attributes=asked)
+        answer = await self._answer(session, replace(embedded, vectors=refined.vectors), [object_id], variant=variant,
+                                    experiment=experiment, k=k, filter=preferred if asked else filter, all_objects=False,
+                                    timings=timings, request_id=request_id, refinement=text)
+        answer.picked, answer.refinement_tags = object_id, wanted
         timings["total"] = _ms(t)
         return answer
 
@@ -454,13 +466,22 @@ class QueryFlow:
                                 articles=read, variant=variant.name) for t in targets]
         for category in dict.fromkeys(chosen):
             rows = [i for i, c in enumerate(chosen) if c == category]
-            scoped = filter if category is None else SearchFilter(
-                categories=(category,), price_min=filter.price_min if filter else None, price_max=filter.price_max if filter else None)
+            scoped = (filter if category is None else
+                      replace(filter, categories=(category,)) if filter else SearchFilter(categories=(category,)))
             found = await self.stages.search(vectors[rows], k, online_dim=variant.online_dim, filter=scoped, index=variant.index,
                                              contexts=[contexts[i] for i in rows])
             version = found.index_version
             for i, h in zip(rows, found.hits, strict=True):
                 hits[i] = h
+            short = [i for i in rows if len(hits[i]) < k]
+            if scoped is not None and scoped.attributes and short:
+                # the asked attributes are a preference: fewer than k products have them, the closest others follow
+                loose = replace(scoped, attributes=())
+                more = await self.stages.search(vectors[short], k, online_dim=variant.online_dim, filter=loose,
+                                                index=variant.index, contexts=[contexts[i] for i in short])
+                for i, extra in zip(short, more.hits, strict=True):
+                    taken = {h.product_id for h in hits[i]}
+                    hits[i] = hits[i] + [h for h in extra if h.product_id not in taken][:k - len(hits[i])]
         return Searched(hits, version), chosen
 
     def _label(self, hits: list[Hit], direct: list[str], threshold: float | None, k: int,

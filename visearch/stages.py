@@ -19,7 +19,7 @@ from visearch.embedding.embedder import Embedder
 from visearch.embedding.refiner import Refiner, check_refiner_embedder
 from visearch.errors import InvalidArgumentError, NotFoundError
 from visearch.index import Hit, SearchFilter
-from visearch.query import Detected, Embedded, Searched
+from visearch.query import Detected, Embedded, Refined, Searched
 from visearch.ranking.apply import RankContext
 from visearch.registry import PinnedModel, optional_ref, pin_model
 from visearch.searcher import Searcher
@@ -137,10 +137,10 @@ class LocalStages:
         # in a thread, as a Serve replica would answer it: the flow's time limit on tags holds in process too
         return await asyncio.to_thread(self.tagger.tags, vectors, neighbours, k)
 
-    async def refine(self, vectors: np.ndarray, texts: Sequence[str], embedder: str) -> np.ndarray:
+    async def refine(self, vectors: np.ndarray, texts: Sequence[str], embedder: str) -> Refined:
         refiner = self.load_refiner()
         check_refiner_embedder(refiner, embedder)
-        return refiner.refine(vectors, texts)
+        return refiner.search_for(vectors, texts)
 
     def load_refiner(self) -> Refiner:
         """The refiner, loaded on first use (its text tower is not needed until someone refines)."""

@@ -16,7 +16,7 @@ from ray import serve
 from serve_app.deployments._common import every, settings_from
 from visearch.embedding.refiner import Refiner, check_refiner_embedder
 from visearch.errors import NotFoundError
-from visearch.query import Embedded
+from visearch.query import Embedded, Refined
 from visearch.registry import optional_ref
 from visearch.registry.watch import ModelWatcher
 from visearch.stages import LoadedEmbedder, load_embedder
@@ -53,7 +53,7 @@ class EmbedderDeployment:
         await self.get_model(model_id)  # load (or touch) outside the batch
         return await self._embed((model_id, crops))
 
-    async def refine(self, vectors: np.ndarray, texts: list[str]) -> np.ndarray:
+    async def refine(self, vectors: np.ndarray, texts: list[str]) -> Refined:
         """Crop vectors of this replica's embedder moved by texts; the refiner is loaded on first use and then
         follows its alias."""
         if self.refiner is None:
@@ -64,7 +64,7 @@ class EmbedderDeployment:
             self.refiner = ModelWatcher(ref, self.settings, lambda pinned: Refiner.from_ref(pinned.ref, self.settings))
         refiner = self.refiner.current[1]
         check_refiner_embedder(refiner, serve.get_multiplexed_model_id())
-        return refiner.refine(vectors, texts)
+        return refiner.search_for(vectors, texts)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.004)
     async def _embed(self, requests: list[tuple[str, list[Image.Image]]]) -> list[Embedded]:

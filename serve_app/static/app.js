@@ -202,7 +202,10 @@
     el.tags.replaceChildren();
     el.tags.hidden = !tags.length && !answer.refinement;
     if (answer.refinement) {
-      el.tags.append(node("span", { class: "refinement", "data-testid": "refinement", text: `«${answer.refinement}»` }));
+      const asked = (answer.refinement_tags || []).map((t) => t.text).join(", ");
+      el.tags.append(node("span", { class: "refinement", "data-testid": "refinement",
+                                    title: asked ? `${asked} first` : "",
+                                    text: asked ? `«${answer.refinement}» → ${asked}` : `«${answer.refinement}»` }));
     }
     for (const t of tags) {
       el.tags.append(node("span", { class: `tag facet-${t.facet}`, "data-testid": "tag", "data-facet": t.facet,

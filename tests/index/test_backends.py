@@ -63,6 +63,37 @@ def test_filters(built: VectorIndex, emb: SyntheticEmbeddings) -> None:
     assert [h.product_id for h in hits] == [emb.product_ids()[i] for i in best]
 
 
+def test_attribute_filters_read_tags_or_the_attribute_column(fresh: VectorIndex, emb: SyntheticEmbeddings) -> None:
+    """A refinement's asked attributes: a product has "red" among its tags or in its colour column; values of one
+    facet are alternatives, facets all apply; products with neither field never match."""
+    q = emb.queries[0]
+    near = (q + 0.05 * np.random.default_rng(1).standard_normal((4, q.size))).astype(np.float32)
+    cards = [
+        {"category": "hats", "price": 1, "tags": ["hats", "red", "stripes"]},  # tags only
+        {"category": "hats", "price": 1, "colour": "red", "pattern": "dots"},  # columns only
+        {"category": "hats", "price": 1, "tags": ["hats", "blue", "stripes"], "colour": "blue"},
+        {"category": "caps", "price": 1, "tags": ["caps", "красный"]},  # a value no facet asked for
+    ]
+    fresh.update(ChangeSet.create(upserts=[{"product_id": f"t{i}", "vector": v, "payload": {"article": f"9{i}", **c}}
+                                           for i, (v, c) in enumerate(zip(near, cards, strict=True))]))
+    def found(mode: str, *attributes: tuple[str, str], category: str | None = None) -> set[str]:
+        flt = SearchFilter(categories=(category,) if category else (), attributes=attributes)
+        return {h.product_id for h in fresh.search(q, 20, mode=mode, filter=flt)}
+
+    for mode in ("hnsw", "two_stage", "exact"):
+        assert found(mode, ("colour", "red")) == {"t0", "t1"}, mode
+        assert found(mode, ("colour", "red"), ("pattern", "stripes")) == {"t0"}, mode
+        assert found(mode, ("colour", "red"), ("colour", "blue")) == {"t0", "t1", "t2"}, mode
+        assert found(mode, ("colour", "blue"), category="caps") == set(), mode
+        assert found(mode, ("colour", "nothing-has-this")) == set(), mode
+    with pytest.raises(InvalidArgumentError, match="facet, value"):
+        SearchFilter(attributes=(("colour",),))
+    with pytest.raises(InvalidArgumentError, match="facet, value"):
+        SearchFilter(attributes=(("colour", " "),))
+    assert SearchFilter(attributes=(("colour", "red"), ("pattern", "dots"), ("colour", "blue"))).by_facet() == {
+        "colour": ("red", "blue"), "pattern": ("dots",)}
+
+
 def test_article_lookup(built: VectorIndex, emb: SyntheticEmbeddings) -> None:
     art = emb.articles()[42]
     hits = built.lookup_article(art)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pyarrow.parquet as pq
 import pytest
 
 
@@ -32,6 +33,16 @@ def test_refine_answers_like_a_search_with_the_text_applied(service, api):
         assert body["variant"] == first["variant"] and "refine" in body["timings_ms"]
         other = c.post("/v1/refine", json={"session_id": first["session_id"], "object_id": 0, "text": "same but striped"})
         assert other.status_code == 200 and other.json()["picked"] == 0
+        # the text read as attributes: the products that have them come first, the closest others fill the page
+        r = c.post("/v1/refine", json={"session_id": first["session_id"], "text": "same but red", "top_k": 4})
+        body = r.json()
+        assert body["refinement_tags"] == [{"text": "red", "facet": "colour"}], body["refinement_tags"]
+        catalog = {r["product_id"]: r for r in pq.read_table(service.catalog_dir / "products.parquet").to_pylist()}
+        red = [catalog[x["product_id"]]["colour"] == "red" for x in body["results"]]
+        in_category = [r for r in catalog.values() if r["colour"] == "red" and body["category"] in (None, r["category"])]
+        assert red == sorted(red, reverse=True) and sum(red) == min(4, len(in_category)) > 0, red
+        vague = c.post("/v1/refine", json={"session_id": first["session_id"], "text": "something nicer", "top_k": 4})
+        assert vague.json()["refinement_tags"] == [] and len(vague.json()["results"]) == 4
         # the refined request is a request like any other: its events are accepted
         ev = c.post("/v1/events", json={"events": [{"type": "click", "request_id": body["request_id"],
                                                     "product_id": body["results"][0]["product_id"], "position": 0}]})

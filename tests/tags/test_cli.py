@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 
 def test_eval_tags_prints_precision_for_each_way(tiny_models: Path, cli) -> None:
     r = cli(tiny_models, "eval", "tags", "--data", str(tiny_models / "tiny"), "--json")
@@ -33,8 +35,29 @@ def test_eval_refiner_prints_the_issue_keys(tiny_models: Path, cli) -> None:
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout)
     assert {"top10", "top1", "baselines", "n_triplets"} <= set(out)
-    assert set(out["baselines"]) == {"image_only", "text_only"} and out["n_triplets"] > 0
+    assert set(out["baselines"]) == {"image_only", "text_only", "image_with_text_attributes"} and out["n_triplets"] > 0
     assert all(0.0 <= out["baselines"][b]["top10"] <= 1.0 for b in out["baselines"])
+    # the products with the text's attributes first (a tiny set teaches few words): no worse than the vector alone
+    assert out["text_attributes_read"] > 0 and out["top10"] >= out["vector_only"]["top10"]
+
+
+def test_the_refiner_reads_the_attributes_a_text_names(tiny_models: Path) -> None:
+    """Its vocabulary was learned from the tiny set's titles and train triplets, and travels with the version (a tiny set
+    teaches few Russian words: the English value names are always known)."""
+    from visearch.config import Settings
+    from visearch.embedding.refiner import VOCABULARY_FILE, Refiner
+    from visearch.registry import resolve_model
+    from visearch.tags.vocabulary import Tag
+
+    settings = Settings(data_dir=tiny_models / "data")
+    refiner = Refiner.from_ref("models:/visearch-refiner@champion", settings)
+    assert (resolve_model("models:/visearch-refiner@champion", settings) / VOCABULARY_FILE).is_file()
+    assert refiner.wanted("Same but RED!") == [Tag("red", "colour")]
+    assert refiner.wanted("the same in red or blue, stripes") == [Tag("red", "colour"), Tag("blue", "colour"),
+                                                                   Tag("stripes", "pattern")]
+    assert refiner.wanted("something nicer") == [] and refiner.wanted("") == []
+    found = refiner.search_for(np.eye(1, refiner.head.config["image_dim"], dtype=np.float32), ["same but red"])
+    assert found.vectors.shape == (1, refiner.head.config["image_dim"]) and found.wanted == [[Tag("red", "colour")]]
 
 
 def test_eval_of_a_model_that_does_not_exist_is_one_line(tiny_models: Path, cli) -> None:

@@ -6,8 +6,16 @@ the refiner needs no other language model. The head keeps what the text does not
 gate chooses, per dimension, how much of the crop's vector passes through, and an MLP over the
 crop and the text adds the change.
 
+The refiner also reads the text as words: a vocabulary learned at training from the catalog's
+titles and from the train triplets (which words name which colour, pattern, material or brand,
+"тёмно-синий" → navy, "однотонный" → solid) turns the text into the attributes it asks for;
+search then puts the products that have them first (their payload tags or attribute columns).
+A text naming no known attribute is searched by its vector alone.
+
 >>> refiner = Refiner.from_ref("models:/visearch-refiner@champion", settings)   # doctest: +SKIP
 >>> refiner.refine(crop_vectors, ["same but red"])                               # doctest: +SKIP
+>>> refiner.wanted("такой же, но в полоску")                                      # doctest: +SKIP
+[Tag(text='stripes', facet='pattern')]
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,11 +34,19 @@ from torch import nn
 
 from visearch.config import Settings
 from visearch.errors import ConflictError, DatasetError, InvalidArgumentError
+from visearch.tags.vocabulary import Tag, TagVocabulary, normalise
 
-__all__ = ["RefinerHead", "Refiner", "check_refinement_text", "check_refiner_embedder", "WEIGHTS_FILE", "CONFIG_FILE"]
+if TYPE_CHECKING:
+    from visearch.query import Refined
+
+__all__ = ["RefinerHead", "Refiner", "check_refinement_text", "check_refiner_embedder", "WEIGHTS_FILE", "CONFIG_FILE",
+           "VOCABULARY_FILE", "TEXT_FACETS"]
 
 WEIGHTS_FILE = "refiner.safetensors"
 CONFIG_FILE = "refiner.json"
+VOCABULARY_FILE = "vocabulary.json"
+# what a refinement may ask to change; the category stays the one the object was detected as
+TEXT_FACETS = ("colour", "pattern", "material", "brand")
 _LETTER = re.compile(r"[a-zA-Zа-яА-ЯёЁ]")
 
 
@@ -76,9 +92,12 @@ def check_refinement_text(text: Any, max_chars: int) -> str:
 class Refiner:
     """A trained refiner head with the text tower it reads texts with."""
 
-    def __init__(self, head: RefinerHead, backbone: Any, meta: dict[str, Any], ref: str) -> None:
+    def __init__(self, head: RefinerHead, backbone: Any, meta: dict[str, Any], ref: str,
+                 vocabulary: TagVocabulary | None = None) -> None:
         self.head, self.backbone, self.meta, self.ref = head.eval(), backbone, meta, ref
         self.embedder: str = meta["embedder"]
+        self.vocabulary = vocabulary  # None: a refiner from before the vocabulary, vectors only
+        self.facets: tuple[str, ...] = tuple(meta.get("text_facets", TEXT_FACETS))
 
     @classmethod
     def from_ref(cls, ref: str, settings: Settings, backbone: Any = None) -> Refiner:
@@ -108,16 +127,34 @@ class Refiner:
         if bb.dim != meta["head"]["text_dim"]:
             raise InvalidArgumentError(f"{ref}: the head reads {meta['head']['text_dim']}-d texts, backbone {bb.ref} "
                                        f"writes {bb.dim}-d")
-        return cls(head, bb, meta, ref)
+        vocabulary = TagVocabulary.load(folder / VOCABULARY_FILE) if (folder / VOCABULARY_FILE).is_file() else None
+        return cls(head, bb, meta, ref, vocabulary)
 
     def save(self, folder: Path) -> Path:
         from safetensors.torch import save_file
 
         folder.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, str(folder / WEIGHTS_FILE))
-        (folder / CONFIG_FILE).write_text(json.dumps({**self.meta, "head": self.head.config}, ensure_ascii=False, indent=1),
-                                          encoding="utf-8")
+        (folder / CONFIG_FILE).write_text(json.dumps({**self.meta, "head": self.head.config, "text_facets": list(self.facets)},
+                                                     ensure_ascii=False, indent=1), encoding="utf-8")
+        if self.vocabulary is not None:
+            self.vocabulary.save(folder / VOCABULARY_FILE)
         return folder
+
+    def search_for(self, vectors: np.ndarray, texts: Sequence[str]) -> Refined:
+        """What a refined search looks for: each crop's vector moved by its text, and the attributes the text names."""
+        from visearch.query import Refined
+
+        return Refined(self.refine(vectors, texts), [self.wanted(t) for t in texts])
+
+    def wanted(self, text: str) -> list[Tag]:
+        """The attributes ``text`` asks for, each once, in the order written ([] without a vocabulary).
+
+        Two values of one facet ("red or blue") are both kept: search takes a product with either."""
+        if self.vocabulary is None:
+            return []
+        found, _rest = self.vocabulary.segment(normalise(text))
+        return [t for t in dict.fromkeys(found) if t.facet in self.facets]
 
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         return self.backbone.encode_text(list(texts))

@@ -110,15 +110,20 @@ class Hit:
 
 @dataclass(frozen=True)
 class SearchFilter:
-    """Restrict a search to categories and a price range (both ends inclusive).
+    """Restrict a search to categories, a price range (both ends inclusive) and attribute values.
+
+    An attribute is a (facet, value) pair, as a refinement text asks for one ("same but red": colour red);
+    a product has it when its payload ``tags`` hold the value or its ``facet`` column equals it. Several
+    values of one facet are alternatives, facets all apply.
 
     >>> SearchFilter.of(category=["dress", "skirt"], price_max=3000)
-    SearchFilter(categories=('dress', 'skirt'), price_min=None, price_max=3000.0)
+    SearchFilter(categories=('dress', 'skirt'), price_min=None, price_max=3000.0, attributes=())
     """
 
     categories: tuple[str, ...] = ()
     price_min: float | None = None
     price_max: float | None = None
+    attributes: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         cats = (self.categories,) if isinstance(self.categories, str) else tuple(self.categories)
@@ -137,6 +142,18 @@ class SearchFilter:
             raise InvalidArgumentError(
                 f"filter price_min {self.price_min} is above price_max {self.price_max}; swap them"
             )
+        pairs = tuple(tuple(a) for a in self.attributes)
+        for pair in pairs:
+            if len(pair) != 2 or not all(isinstance(x, str) and x.strip() for x in pair):
+                raise InvalidArgumentError(f"filter attribute must be a (facet, value) pair of non-empty strings, got {pair!r}")
+        object.__setattr__(self, "attributes", pairs)
+
+    def by_facet(self) -> dict[str, tuple[str, ...]]:
+        """The asked values of each facet, in order."""
+        out: dict[str, tuple[str, ...]] = {}
+        for facet, value in self.attributes:
+            out[facet] = (*out.get(facet, ()), value)
+        return out
 
     @classmethod
     def of(

@@ -127,6 +127,9 @@ class ClusterIndex(BaseIndex[str]):
                 must.append(
                     models.FieldCondition(key="price", range=models.Range(gte=flt.price_min, lte=flt.price_max))
                 )
+            for facet, values in flt.by_facet().items():  # the value among the product's tags, or in its column
+                must.append(models.Filter(should=[models.FieldCondition(key=key, match=models.MatchAny(any=list(values)))
+                                                  for key in dict.fromkeys(("tags", facet))]))
         return models.Filter(must=must) if must else None
 
 

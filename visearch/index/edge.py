@@ -167,6 +167,9 @@ class EdgeIndex(BaseIndex[_Staged]):
                 must.append(qe.FieldCondition(key="category", match=qe.MatchAny(list(flt.categories))))
             if flt.price_min is not None or flt.price_max is not None:
                 must.append(qe.FieldCondition(key="price", range=qe.RangeFloat(gte=flt.price_min, lte=flt.price_max)))
+            for facet, values in flt.by_facet().items():  # the value among the product's tags, or in its column
+                must.append(qe.Filter(should=[qe.FieldCondition(key=key, match=qe.MatchAny(list(values)))
+                                              for key in dict.fromkeys(("tags", facet))]))
         return qe.Filter(must=must) if must else None
 
 

@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 #: payload fields with a payload index: name -> kind (keyword or float)
-INDEXED_FIELDS: dict[str, str] = {"category": "keyword", "article": "keyword", "price": "float"}
+INDEXED_FIELDS: dict[str, str] = {"category": "keyword", "article": "keyword", "price": "float", "tags": "keyword"}
 
 
 def _name(row: int, ids: Sequence[str] | None) -> str:
