@@ -33,6 +33,8 @@ def test_clicks_move_the_clicked_products_up(tmp_path):
     online = OnlineReranker(settings)
     rng = np.random.default_rng(0)
     X, base = candidates(rng), np.linspace(1, 0, 10)  # the ranker's order: 0, 1, ..., 9
+    col = FEATURES.index("rating")
+    X[:, col] = np.sort(X[:, col])  # the best-rated last in the ranker's order: it can only move up
     before, applied = online.scores("treatment", X, base)
     assert not applied and np.array_equal(before, base), "no learning yet: the ranker's order"
     assert online.consume(stream(rng, 300)) == 3000

@@ -36,6 +36,35 @@ def test_features_compare_prices_within_the_category():
     assert CatalogStats.from_dict(stats.to_dict()) == stats
 
 
+def test_who_shares_the_top_candidates_brand_is_marked_as_its_likely_variant():
+    stats = CatalogStats.of(["bag"], [1000])
+    cands = [Candidate("v", "bag", 1000.0, 4.0, 1, brand="Nord", material="leather"),
+             Candidate("top", "bag", 1000.0, 4.0, 1, brand="Nord", material="leather"),
+             Candidate("other", "bag", 1000.0, 4.0, 1, brand="Aura", material="leather"),
+             Candidate("bare", "bag", 1000.0, 4.0, 1)]
+    X = candidate_features(np.array([0.7, 0.9, 0.6, 0.5]), np.array([0.7, 0.9, 0.6, 0.5]), cands, stats)
+    f = {name: X[:, i] for i, name in enumerate(FEATURES)}
+    assert list(f["brand_agrees_top"]) == [1, 1, 0, -1] and list(f["material_agrees_top"]) == [1, 1, 1, -1]
+
+
+def test_a_ranker_from_before_a_feature_existed_still_ranks(tmp_path):
+    """Its saved feature list is a subset of today's: it reads those columns, and says so when one is unknown."""
+    from visearch.errors import DatasetError
+    from visearch.ranking.ranker import Ranker
+
+    rng = np.random.default_rng(0)
+    old = FEATURES[:10]
+    X = rng.normal(size=(60, len(FEATURES))).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.float32)
+    stats = CatalogStats.of(["bag"], [1000])
+    ranker = Ranker.fit(X[:, :10], y, [10] * 6, stats, {"objective": "rank:ndcg", "max_depth": 2}, 5, features=old)
+    loaded = Ranker.load(ranker.save(tmp_path / "old"))
+    assert loaded.features == old
+    assert np.allclose(loaded.score(X), ranker.booster.predict(__import__("xgboost").DMatrix(X[:, :10], feature_names=list(old))))
+    with pytest.raises(DatasetError, match="retrain"):
+        Ranker(ranker.booster, stats, (*old, "from_the_future"))
+
+
 def test_train_and_eval_ranker_through_the_cli(tiny_models, tiny_synth, tmp_path, cli):
     root = tmp_path / "r"
     shutil.copytree(tiny_models / "data", root / "data", ignore=shutil.ignore_patterns("events.db*", "runs"))

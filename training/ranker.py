@@ -90,6 +90,11 @@ def _query_crops(dataset: Any, products: set[str]) -> dict[str, tuple[str, tuple
     return {p: (img, box) for p, (_, img, box) in best.items()}
 
 
+def _column(columns: dict[str, list[Any]], name: str, row: int) -> str | None:
+    value = columns[name][row] if name in columns else None
+    return None if value is None else str(value)
+
+
 def session_groups(data: Path, settings: Settings, progress: bool = True) -> tuple[dict[str, SessionGroups], CatalogStats, dict[str, Any]]:
     """Every logged session of ``data`` as a query group per split, the catalog statistics, and counts."""
     from visearch.embedding.embedder import Embedder
@@ -102,7 +107,8 @@ def session_groups(data: Path, settings: Settings, progress: bool = True) -> tup
     ev = pq.read_table(events_path).to_pydict()
     dataset = open_dataset(data)
     p = dataset.products
-    info = {pid: Candidate(pid, str(p["category"][i]), float(p["price"][i]), float(p["rating"][i]), int(p["reviews_count"][i]))
+    info = {pid: Candidate(pid, str(p["category"][i]), float(p["price"][i]), float(p["rating"][i]), int(p["reviews_count"][i]),
+                           brand=_column(p, "brand", i), material=_column(p, "material", i))
             for i, pid in enumerate(p["product_id"])}
     stats = CatalogStats.of([c.category or "" for c in info.values()], [c.price or 0.0 for c in info.values()])
     vectors, embedder_label = catalog_vectors(data, settings, settings.models.embedder, progress)
@@ -191,7 +197,7 @@ def train_ranker(data: Path, settings: Settings, recipe: str = "quick", alias: s
             data=data_provenance(data), command=train_command("ranker", data, rec.name),
             val_split="test" if "test" in splits else "val", val_metrics=results,
             train_seconds=round(time.time() - started, 1), note=rec.note, embedder=counts["embedder"],
-            online_dim=counts["online_dim"], features=list(ranker.meta.get("features", [])) or None,
+            online_dim=counts["online_dim"], features=list(ranker.features),
         )
         return recorder.register(folder, card, alias=alias)
 

@@ -28,7 +28,8 @@ class RankContext:
 def candidate_of(hit: Hit) -> Candidate:
     p = hit.payload
     return Candidate(hit.product_id, p.get("category"), _float(p.get("price")), _float(p.get("rating")),
-                     int(p["reviews_count"]) if p.get("reviews_count") is not None else None)
+                     int(p["reviews_count"]) if p.get("reviews_count") is not None else None,
+                     brand=p.get("brand"), material=p.get("material"))
 
 
 def _float(v: object) -> float | None:

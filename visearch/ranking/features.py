@@ -30,6 +30,8 @@ FEATURES: tuple[str, ...] = (
     "category_agrees",     # the candidate's category is the one detected for the object (-1: none detected)
     "article_match",       # the candidate's article was read off the photo
     "tag_overlap",         # share of the object's tags the candidate carries (0 until tags exist)
+    "brand_agrees_top",    # the candidate's brand is the most similar candidate's (-1: unknown): a variant of it
+    "material_agrees_top",  # the same for the material
 )
 
 
@@ -43,6 +45,8 @@ class Candidate:
     rating: float | None
     reviews_count: int | None
     tags: frozenset[str] = frozenset()
+    brand: str | None = None
+    material: str | None = None
 
 
 @dataclass
@@ -101,4 +105,10 @@ def candidate_features(similarity: np.ndarray, similarity_online: np.ndarray, ca
         out[i, 7] = -1.0 if category is None else float(c.category == category)
         out[i, 8] = float(c.product_id in articles)
         out[i, 9] = len(tags & c.tags) / len(tags) if tags else 0.0
+    top = candidates[int(order[0])]  # most likely the product itself: who shares its brand is likely its variant
+    for col, facet in ((10, "brand"), (11, "material")):
+        mine = getattr(top, facet)
+        for i, c in enumerate(candidates):
+            theirs = getattr(c, facet)
+            out[i, col] = -1.0 if mine is None or theirs is None else float(theirs == mine)
     return out

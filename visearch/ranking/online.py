@@ -117,8 +117,8 @@ class OnlineReranker:
             if seq <= self.cursor:
                 continue  # learnt before the last checkpoint
             self.cursor, moved = seq, True
-            if x is None:
-                continue
+            if x is None or len(x) != len(INPUTS):
+                continue  # no ranker served it, or one from before the features changed
             self.learn(variant, x, clicked)
             n += 1
             if n % checkpoint_every == 0:

@@ -47,39 +47,45 @@ class Ranker:
 
     def __init__(self, booster: Any, stats: CatalogStats, features: Sequence[str] = FEATURES,
                  meta: dict[str, Any] | None = None) -> None:
-        if tuple(features) != FEATURES:
-            raise DatasetError(f"ranker was trained on features {list(features)}; this visearch computes {list(FEATURES)}")
+        unknown = [f for f in features if f not in FEATURES]
+        if unknown:
+            raise DatasetError(f"ranker was trained on features {unknown} this visearch does not compute "
+                               f"({list(FEATURES)}); retrain it: visearch train ranker --data DIR")
         self.booster, self.stats, self.meta = booster, stats, dict(meta or {})
+        self.features = tuple(features)  # a ranker trained before a feature existed reads the ones it knows
+        self._columns = [FEATURES.index(f) for f in self.features]
 
     @classmethod
     def fit(cls, X: np.ndarray, y: np.ndarray, groups: Sequence[int], stats: CatalogStats, params: dict[str, Any],
             rounds: int, eval_set: tuple[np.ndarray, np.ndarray, Sequence[int]] | None = None,
-            on_round: Any = None) -> Ranker:
-        """LambdaMART on query groups (rows of one query contiguous, ``groups`` their sizes)."""
+            on_round: Any = None, features: Sequence[str] = FEATURES) -> Ranker:
+        """LambdaMART on query groups (rows of one query contiguous, ``groups`` their sizes); ``X``'s columns are
+        ``features``."""
         import xgboost as xgb
 
-        train = xgb.DMatrix(X, label=y, feature_names=list(FEATURES))
+        train = xgb.DMatrix(X, label=y, feature_names=list(features))
         train.set_group(list(groups))
         evals = [(train, "train")]
         if eval_set is not None:
-            val = xgb.DMatrix(eval_set[0], label=eval_set[1], feature_names=list(FEATURES))
+            val = xgb.DMatrix(eval_set[0], label=eval_set[1], feature_names=list(features))
             val.set_group(list(eval_set[2]))
             evals.append((val, "val"))
         callbacks = [] if on_round is None else [_Callback(on_round)]
         booster = xgb.train(params, train, num_boost_round=rounds, evals=evals, verbose_eval=False, callbacks=callbacks)
-        return cls(booster, stats, meta={"params": params, "rounds": rounds})
+        return cls(booster, stats, features, meta={"params": params, "rounds": rounds})
 
     def score(self, X: np.ndarray) -> np.ndarray:
         import xgboost as xgb
 
         if len(X) == 0:
             return np.zeros(0, np.float32)
-        return self.booster.predict(xgb.DMatrix(np.asarray(X, np.float32), feature_names=list(FEATURES))).astype(np.float32)
+        X = np.asarray(X, np.float32)[:, self._columns]
+        return self.booster.predict(xgb.DMatrix(X, feature_names=list(self.features))).astype(np.float32)
 
     def save(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         self.booster.save_model(str(folder / MODEL_FILE))
-        (folder / META_FILE).write_text(json.dumps({"features": list(FEATURES), "stats": self.stats.to_dict(), **self.meta},
+        (folder / META_FILE).write_text(json.dumps({"features": list(self.features), "stats": self.stats.to_dict(), **self.meta},
                                                    indent=2), encoding="utf-8")
         return folder
 
