@@ -20,18 +20,25 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from serve_app import errors
-from serve_app.deployments import DetectorDeployment, EmbedderDeployment, OcrDeployment, SearchDeployment
+from serve_app.deployments import (
+    DetectorDeployment,
+    EmbedderDeployment,
+    OcrDeployment,
+    SearchDeployment,
+    SessionsDeployment,
+)
 from serve_app.limits import BodyLimit
 from serve_app.routes import admin, feedback, health, products, search
 from serve_app.routes.search import VARIANT_HEADER
 from serve_app.service import Frontend, ServiceStages
-from serve_app.stages import ServeStages
+from serve_app.stages import ServeStages, SharedSessions
 from visearch.config import DeploymentSettings, Settings, get_settings
 from visearch.registry.watch import PinCache
 
 __all__ = ["create_app", "build_app", "Ingress"]
 
 STATIC = Path(__file__).parent / "static"
+REPLICA_HEADER = "X-Visearch-Replica"
 
 
 def create_app(frontend: Frontend) -> FastAPI:
@@ -58,6 +65,8 @@ def create_app(frontend: Frontend) -> FastAPI:
         try:
             response = await call_next(request)
             status, variant = response.status_code, response.headers.get(VARIANT_HEADER, "none")
+            if frontend.replica:  # which ingress replica answered: for tracing a request across the cluster
+                response.headers[REPLICA_HEADER] = frontend.replica
             return response
         finally:
             route = getattr(request.scope.get("route"), "path", "unmatched")  # the template, set by the router
@@ -77,12 +86,13 @@ class Ingress:
     """HTTP in; the query flow over the model deployments' handles."""
 
     def __init__(self, detector: DeploymentHandle, ocr: DeploymentHandle, embedder: DeploymentHandle,
-                 search_: DeploymentHandle, settings: dict[str, Any]) -> None:
+                 search_: DeploymentHandle, sessions: DeploymentHandle, settings: dict[str, Any]) -> None:
         self.settings = Settings(**settings)
         pins = PinCache(self.settings, self.settings.serving.reload_interval_s, time.monotonic)
         pins.pin(self.settings.models.embedder)  # fail now if the champion is missing; warms MLflow
         stages: ServiceStages = ServeStages(detector, ocr, embedder, search_, pins)
-        self.frontend = Frontend(stages, self.settings)
+        self.frontend = Frontend(stages, SharedSessions(sessions), self.settings)
+        self.frontend.replica = serve.get_replica_context().replica_id.unique_id
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_app(self.frontend)
@@ -120,4 +130,6 @@ def build_app(args: dict[str, Any]) -> serve.Application:
     ocr = OcrDeployment.options(**_options(s.ocr)).bind(data)
     embedder = EmbedderDeployment.options(**_options(s.embedder)).bind(data)
     search_ = SearchDeployment.options(**_options(s.search)).bind(data)
-    return Ingress.options(**_options(s.ingress)).bind(detector, ocr, embedder, search_, data)
+    # a map in memory, not a model: no CPU reserved, so it never waits for a free core
+    sessions = SessionsDeployment.options(ray_actor_options={"num_cpus": 0}).bind(data)
+    return Ingress.options(**_options(s.ingress)).bind(detector, ocr, embedder, search_, sessions, data)

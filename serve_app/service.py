@@ -27,9 +27,9 @@ from visearch.experiments import Experiment, ExperimentStore, Variant, assign, d
 from visearch.index import SearchFilter
 from visearch.query import Answer, PhotoSession, QueryFlow, Searched, Stages
 from visearch.ranking.online import OnlineReranker
-from visearch.sessions import SessionStore, new_id
+from visearch.sessions import new_id
 
-__all__ = ["Frontend", "Served", "ServiceStages"]
+__all__ = ["Frontend", "Served", "ServiceStages", "Sessions"]
 
 log = logging.getLogger("visearch.ingress")
 
@@ -42,6 +42,14 @@ class ServiceStages(Stages, Protocol):
     async def similar(self, product_id: str, k: int, online_dim: int | None, filter: SearchFilter | None) -> Searched: ...
 
     async def ready(self, embedder: str) -> dict[str, object]: ...
+
+
+class Sessions(Protocol):
+    """Where uploads wait for their follow-ups: shared by every ingress replica (serve_app.stages.SharedSessions)."""
+
+    async def put(self, value: tuple[PhotoSession, Served]) -> str: ...
+
+    async def get(self, session_id: str) -> tuple[PhotoSession, Served]: ...
 
 
 @dataclass(frozen=True)
@@ -86,11 +94,11 @@ class OnlineLearner:
 class Frontend:
     """Everything the ingress does between an HTTP request and the query flow."""
 
-    def __init__(self, stages: ServiceStages, settings: Settings) -> None:
-        self.settings, self.stages = settings, stages
+    def __init__(self, stages: ServiceStages, sessions: Sessions, settings: Settings) -> None:
+        self.settings, self.stages, self.sessions = settings, stages, sessions
+        self.replica = ""  # the Serve replica's id, set by the ingress
         s = settings.serving
         self.flow = QueryFlow(stages, settings)
-        self.sessions: SessionStore[tuple[PhotoSession, Served]] = SessionStore(s.session_ttl_s, s.max_sessions)
         assert s.experiments_dir is not None and s.events_path is not None
         self.experiments = ExperimentStore(s.experiments_dir)
         self.events = EventLog(s.events_path)
@@ -203,15 +211,15 @@ class Frontend:
             answer, session = await self.flow.photo(image, variant=variant, experiment=exp.name, top_k=top_k,
                                                     all_objects=all_objects, filter=filter, request_id=new_id("r"))
         served = Served(user_id, exp.name, variant.name)
-        answer.session_id = self.sessions.put((session, served))
+        answer.session_id = await self.sessions.put((session, served))
         await self._remember(answer, served)
         self.metrics.observe_stages(answer.timings_ms, variant.name)
         self._shadow(exp, session, answer)
         return answer
 
-    def _session_variant(self, session_id: str, user_id: str) -> tuple[PhotoSession, Experiment, Variant]:
+    async def _session_variant(self, session_id: str, user_id: str) -> tuple[PhotoSession, Experiment, Variant]:
         """A stored upload and the variant that keeps serving it (the user's arm, if the experiment changed)."""
-        session, served = self.sessions.get(session_id)
+        session, served = await self.sessions.get(session_id)
         exp = self.experiment
         try:
             variant = exp.variant(served.variant) if exp.name == served.experiment else assign(exp, user_id)
@@ -234,7 +242,7 @@ class Frontend:
         else:
             if not session_id:
                 raise InvalidArgumentError("session_id is needed to search an object or a box of an uploaded photo")
-            session, exp, variant = self._session_variant(session_id, user_id)
+            session, exp, variant = await self._session_variant(session_id, user_id)
             async with self._watched(exp, variant):
                 answer = await self.flow.again(session, variant=variant, experiment=exp.name, object_id=object_id,
                                                box=box, top_k=top_k, all_objects=all_objects, filter=filter,
@@ -248,7 +256,7 @@ class Frontend:
     async def refine(self, user_id: str, *, session_id: str, object_id: int | None, text: str, top_k: int | None,
                      filter: SearchFilter | None) -> Answer:
         """The session's object as the text says it should be, served by the variant the upload was."""
-        session, exp, variant = self._session_variant(session_id, user_id)
+        session, exp, variant = await self._session_variant(session_id, user_id)
         async with self._watched(exp, variant):
             answer = await self.flow.refine(session, variant=variant, text=text, experiment=exp.name, object_id=object_id,
                                             top_k=top_k, filter=filter, request_id=new_id("r"))

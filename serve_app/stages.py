@@ -21,9 +21,24 @@ from visearch.ranking.apply import RankContext
 from visearch.registry.watch import PinCache
 
 if TYPE_CHECKING:
+    from serve_app.service import Served
+    from visearch.query import PhotoSession
     from visearch.tags.crop_tags import Neighbour
     from visearch.tags.projection import Tagged
 from visearch.vision.ocr import TextLine
+
+
+@dataclass
+class SharedSessions:
+    """The sessions deployment's handle as the ingress's session store: any replica continues any upload."""
+
+    handle: DeploymentHandle
+
+    async def put(self, value: tuple[PhotoSession, Served]) -> str:
+        return await self.handle.put.remote(value)
+
+    async def get(self, session_id: str) -> tuple[PhotoSession, Served]:
+        return await self.handle.get.remote(session_id)
 
 
 @dataclass

@@ -217,7 +217,7 @@ class ServingSettings(BaseModel):
     max_top_k: int = Field(100, ge=1, le=1000, description="largest top_k a request may ask for")
     app_name: str = Field("visearch", description="Serve application name")
     session_ttl_s: float = Field(1800.0, gt=0, description="an upload, its crops and objects are forgotten this long after last use")
-    max_sessions: int = Field(2000, ge=1, description="sessions kept per ingress replica (oldest dropped first)")
+    max_sessions: int = Field(2000, ge=1, description="sessions kept, shared by the ingress replicas (oldest dropped first)")
     max_body_mb: float = Field(16.0, gt=0, description="largest request body accepted, MiB")
     reload_interval_s: float = Field(10.0, gt=0, description="how often aliases, experiments and the index are re-checked")
     events_path: Path | None = Field(None, description="event log (SQLite, WAL); defaults to <data_dir>/events.db")

@@ -1,8 +1,9 @@
-"""One deployment per model; each is a thin class around one core object."""
+"""One deployment per model, and the shared sessions; each is a thin class around one core object."""
 
 from serve_app.deployments.detector import DetectorDeployment
 from serve_app.deployments.embedder import EmbedderDeployment
 from serve_app.deployments.ocr import OcrDeployment
 from serve_app.deployments.search import SearchDeployment
+from serve_app.deployments.sessions import SessionsDeployment
 
-__all__ = ["DetectorDeployment", "EmbedderDeployment", "OcrDeployment", "SearchDeployment"]
+__all__ = ["DetectorDeployment", "EmbedderDeployment", "OcrDeployment", "SearchDeployment", "SessionsDeployment"]

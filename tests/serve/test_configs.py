@@ -40,11 +40,14 @@ def test_deployments_take_replicas_and_resources_from_settings():
     for arg in ingress.init_args:
         if hasattr(arg, "_bound_deployment"):
             deployments[arg._bound_deployment.name] = arg._bound_deployment
-    assert set(deployments) == {"Ingress", "Detector", "OCR", "Embedder", "Search"}
+    assert set(deployments) == {"Ingress", "Detector", "OCR", "Embedder", "Search", "Sessions"}
     emb = deployments["Embedder"]
     assert emb._deployment_config.autoscaling_config.min_replicas == 2
     assert emb._deployment_config.autoscaling_config.max_replicas == 5
     assert emb.ray_actor_options["num_cpus"] == 1.5 and emb.ray_actor_options["num_gpus"] == 0.25
+    # the sessions every ingress replica shares live in exactly one replica (Serve does not route by session)
+    sessions = deployments["Sessions"]
+    assert sessions._deployment_config.num_replicas == 1 and sessions._deployment_config.autoscaling_config is None
 
 
 @pytest.mark.parametrize(
