@@ -364,3 +364,29 @@ def test_checkov_passes(var_file: str | None) -> None:
     assert not unexpected, "checkov failed checks:\n" + "\n".join(unexpected)
     for skipped in report["results"]["skipped_checks"]:
         assert skipped["check_result"].get("suppress_comment", "").strip(), skipped["check_id"]
+
+
+def test_the_rayservice_runs_under_what_terraform_creates(tf: dict) -> None:
+    """deployments/rayservice.yaml's pods use the namespace, service account (IRSA), config map, secret and GPU
+    taint that the Terraform module makes for them."""
+    import yaml
+
+    manifest = yaml.safe_load((REPO / "deployments" / "rayservice.yaml").read_text())
+    locals_ = tf["locals"]
+    assert manifest["metadata"]["namespace"] == locals_["ray_namespace"]
+    maps = _of_type(tf, "kubernetes_config_map_v1")["visearch_env"]["metadata"][0]
+    secret = _of_type(tf, "kubernetes_secret_v1")["visearch_index"]["metadata"][0]
+    cluster = manifest["spec"]["rayClusterConfig"]
+    pods = [cluster["headGroupSpec"]["template"]["spec"]] + [g["template"]["spec"] for g in cluster["workerGroupSpecs"]]
+    for pod in pods:
+        assert pod["serviceAccountName"] == locals_["ray_service_account"]
+        env = pod["containers"][0]["envFrom"]
+        assert {"configMapRef": {"name": maps["name"]}} in env and {"secretRef": {"name": secret["name"]}} in env
+    taint = _of_type(tf, "aws_eks_node_group")["gpu"]["taint"][0]
+    gpu = next(g for g in cluster["workerGroupSpecs"] if g["groupName"] == "gpu")["template"]["spec"]
+    assert {"key": taint["key"], "operator": "Equal", "value": taint["value"], "effect": "NoSchedule"} in gpu["tolerations"]
+    assert taint["effect"] == "NO_SCHEDULE"
+    labels = {name: body["labels"] for name, body in _of_type(tf, "aws_eks_node_group").items()}
+    for group in cluster["workerGroupSpecs"]:
+        ((key, pool),) = group["template"]["spec"]["nodeSelector"].items()
+        assert labels[group["groupName"]][key] == pool == group["groupName"]

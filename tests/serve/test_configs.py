@@ -66,3 +66,37 @@ def test_serve_refuses_bad_arguments_in_one_line(tmp_path, cli, args, needle):
     r = cli(tmp_path, *args, timeout=120)
     assert r.returncode == 1, r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("visearch: error:") and needle in r.stderr
+
+
+def test_the_rayservice_is_generated_from_the_gpu_config(cli, tmp_path):
+    """deployments/rayservice.yaml serves deployments/gpu.yaml verbatim, and its worker groups can hold every
+    deployment's replicas at their lower and upper bounds."""
+    import yaml
+
+    from serve_app.rayservice import CPU_WORKER, GPU_WORKER, SERVE_DEPLOYMENTS
+    from visearch.config import Settings
+
+    root = Path(__file__).resolve().parents[2]
+    gpu = yaml.safe_load((root / "deployments" / "gpu.yaml").read_text())
+    manifest = yaml.safe_load((root / "deployments" / "rayservice.yaml").read_text())
+    assert manifest["kind"] == "RayService" and yaml.safe_load(manifest["spec"]["serveConfigV2"]) == gpu
+    groups = {g["groupName"]: g for g in manifest["spec"]["rayClusterConfig"]["workerGroupSpecs"]}
+    serving = Settings(**gpu["applications"][0]["args"]).serving
+    for bound, key in (("min_replicas", "minReplicas"), ("max_replicas", "maxReplicas")):
+        deps = [getattr(serving, d) for d in SERVE_DEPLOYMENTS]
+        on_cpu = sum(getattr(d, bound) * d.num_cpus for d in deps if not d.num_gpus)
+        on_gpu = [d for d in deps if d.num_gpus]
+        assert groups["cpu"][key] * CPU_WORKER.cpus >= on_cpu
+        assert groups["gpu"][key] * GPU_WORKER.gpus >= sum(getattr(d, bound) * d.num_gpus for d in on_gpu)
+        assert groups["gpu"][key] * GPU_WORKER.cpus >= sum(getattr(d, bound) * d.num_cpus for d in on_gpu)
+    assert groups["gpu"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    # the committed file is exactly what the generator writes; a stale one fails with the command to fix it
+    (tmp_path / "work").mkdir()
+    r = cli(tmp_path, "deploy", "rayservice", "--config", str(root / "deployments" / "gpu.yaml"),
+            "--out", str(root / "deployments" / "rayservice.yaml"), "--check")
+    assert r.returncode == 0, r.stderr
+    stale = tmp_path / "stale.yaml"
+    stale.write_text("kind: RayService\n")
+    r = cli(tmp_path, "deploy", "rayservice", "--config", str(root / "deployments" / "gpu.yaml"), "--out", str(stale),
+            "--check")
+    assert r.returncode == 1 and "visearch deploy rayservice --config" in r.stderr.strip().splitlines()[-1]

@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 
 # registration: importing a module adds its commands to ``app``
+from visearch.cli import deploy as _deploy  # noqa: E402,F401
 from visearch.cli import eval as _eval  # noqa: E402,F401
 from visearch.cli import eval_curve as _eval_curve  # noqa: E402,F401
 from visearch.cli import eval_embedding as _eval_embedding  # noqa: E402,F401

@@ -25,8 +25,8 @@ from visearch.errors import InvalidArgumentError, VisearchError
 console = Console(stderr=True)
 
 
-def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(http_options, args) of the single application in a Serve config file."""
+def read_serve_config(path: Path) -> dict[str, Any]:
+    """A Serve config file holding this project's one application, as written."""
     import yaml
 
     if not path.is_file():
@@ -38,7 +38,13 @@ def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     apps = config.get("applications") or []
     if len(apps) != 1 or apps[0].get("import_path") != "serve_app.app:build_app":
         raise InvalidArgumentError(f"{path}: expected one application with import_path serve_app.app:build_app")
-    return dict(config.get("http_options") or {}), dict(apps[0].get("args") or {})
+    return config
+
+
+def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(http_options, args) of the single application in a Serve config file."""
+    config = read_serve_config(path)
+    return dict(config.get("http_options") or {}), dict(config["applications"][0].get("args") or {})
 
 
 def wait_ready(url: str, timeout_s: float) -> dict[str, Any]:
