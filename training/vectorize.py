@@ -2,13 +2,15 @@
 
 A product's vector is the L2-normalised mean of its seller photos' vectors (the same
 rule the embedding evaluation uses), written as ``product_id, vector`` Parquet that
-``visearch index build --vectors`` reads. On a cluster this loop becomes a Ray Data job;
-on one machine it is this batched loop.
+``visearch index build --vectors`` reads. On one machine it is this batched loop; on a Ray
+cluster the same batches run as a Ray Data job (training/vectorize_ray.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -21,7 +23,10 @@ from visearch.errors import DatasetError
 from visearch.progress import track
 from visearch.vision.images import ImageLimits, load_image
 
-__all__ = ["vectorize_catalog", "catalog_vectors", "catalog_matrix"]
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["vectorize_catalog", "product_vectors_of", "vectors_table", "write_vectors", "catalog_vectors", "catalog_matrix"]
 
 
 def vectorize_catalog(data: Path, settings: Settings, out: Path, ref: str | None = None, progress: bool = True) -> dict:
@@ -39,27 +44,46 @@ def vectorize_catalog(data: Path, settings: Settings, out: Path, ref: str | None
     vectors: list[np.ndarray] = []
     starts = range(0, len(rows["product_id"]), batch)
     for start in track(starts, len(starts), "vectorising catalog", progress):
-        pids = rows["product_id"][start : start + batch]
         uris = rows["image_uris"][start : start + batch]
-        photos = [load_image(image_path(root, u), limits) for us in uris for u in us]
-        if not photos:
-            continue
-        vec = embedder.embed(photos)
-        at = 0
-        for pid, us in zip(pids, uris, strict=True):
-            if us:
-                mean = vec[at : at + len(us)].mean(axis=0)
-                vectors.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
-                ids.append(pid)
-            at += len(us)
+        photos = [[load_image(image_path(root, u), limits) for u in us] for us in uris]
+        got, vecs = product_vectors_of(embedder, rows["product_id"][start : start + batch], photos)
+        ids += got
+        vectors += list(vecs)
     if not ids:
         raise DatasetError(f"{catalog}: no product has a gallery photo to embed")
     out.parent.mkdir(parents=True, exist_ok=True)
     matrix = np.stack(vectors).astype(np.float32)
-    table = pa.table({"product_id": pa.array(ids, pa.string()),
-                      "vector": pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), matrix.shape[1])})
-    pq.write_table(table, out)
+    write_vectors(out, ids, matrix)
     return {"products": len(ids), "dim": int(matrix.shape[1]), "out": str(out), "embedder": embedder.ref}
+
+
+def product_vectors_of(embedder: Embedder, product_ids: Sequence[str],
+                       photos: Sequence[Sequence[Image.Image]]) -> tuple[list[str], np.ndarray]:
+    """One forward pass over a batch of products' photos: each product's L2-normalised mean vector (products
+    without a photo are left out). The one rule of a product's vector, wherever the batch was read."""
+    flat = [p for ps in photos for p in ps]
+    if not flat:
+        return [], np.zeros((0, embedder.out_dim), np.float32)
+    vec = embedder.embed(flat)
+    ids, out, at = [], [], 0
+    for pid, ps in zip(product_ids, photos, strict=True):
+        if ps:
+            mean = vec[at : at + len(ps)].mean(axis=0)
+            out.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+            ids.append(pid)
+        at += len(ps)
+    return ids, np.stack(out).astype(np.float32)
+
+
+def vectors_table(ids: Sequence[str], matrix: np.ndarray) -> pa.Table:
+    """``product_id, vector`` (fixed-size float32 lists), as ``visearch index build --vectors`` reads it."""
+    dim = matrix.shape[1] if matrix.ndim == 2 else 0
+    return pa.table({"product_id": pa.array(list(ids), pa.string()),
+                     "vector": pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1), pa.float32()), dim)})
+
+
+def write_vectors(path: Path, ids: Sequence[str], matrix: np.ndarray) -> None:
+    pq.write_table(vectors_table(ids, matrix), path)
 
 
 def catalog_vectors(data: Path, settings: Settings, ref: str, progress: bool = True) -> tuple[dict[str, np.ndarray], str]:

@@ -31,6 +31,7 @@ __all__ = [
     "CARD_FIELDS",
     "Product",
     "catalog_path",
+    "image_key",
     "read_catalog",
     "article_index",
     "image_path",
@@ -182,6 +183,20 @@ def article_index(data: str | Path) -> dict[str, str]:
     return out
 
 
+def image_key(uri: str) -> PurePosixPath:
+    """An ``image_uris`` entry checked as a relative path inside its data set (a folder or an object store prefix).
+
+    Raises:
+        InvalidArgumentError: ``uri`` is empty, absolute, holds ``..`` or a backslash.
+    """
+    if not isinstance(uri, str) or not uri.strip() or "\\" in uri or "\x00" in uri:
+        raise InvalidArgumentError(f"image uri {uri!r} is not a relative path inside the data set folder")
+    rel = PurePosixPath(uri)
+    if rel.is_absolute() or PureWindowsPath(uri).anchor or ".." in rel.parts or not rel.parts:
+        raise InvalidArgumentError(f"image uri {uri!r} leaves the data set folder; uris are relative paths inside it")
+    return rel
+
+
 def image_path(data_dir: str | Path, uri: str) -> Path:
     """The file of an ``image_uris`` entry: ``uri`` resolved inside the data set folder ``data_dir``.
 
@@ -189,11 +204,7 @@ def image_path(data_dir: str | Path, uri: str) -> Path:
         InvalidArgumentError: ``uri`` is empty, absolute, holds ``..`` or a backslash,
             or leads (through a link) outside ``data_dir``.
     """
-    if not isinstance(uri, str) or not uri.strip() or "\\" in uri or "\x00" in uri:
-        raise InvalidArgumentError(f"image uri {uri!r} is not a relative path inside the data set folder")
-    rel = PurePosixPath(uri)
-    if rel.is_absolute() or PureWindowsPath(uri).anchor or ".." in rel.parts or not rel.parts:
-        raise InvalidArgumentError(f"image uri {uri!r} leaves the data set folder; uris are relative paths inside it")
+    rel = image_key(uri)
     root = Path(data_dir).resolve()
     path = (root / rel).resolve()
     if not path.is_relative_to(root) or path == root:

@@ -77,7 +77,7 @@ def _version_line(v: VersionInfo) -> str:
 @index_app.command("build")
 def build(
     vectors: Annotated[
-        Path, typer.Option("--vectors", help="Parquet or .npz: product_id, vector (the full MRL vector)")
+        Path, typer.Option("--vectors", help="Parquet or .npz: product_id, vector (the full MRL vector); or a folder of Parquet shards")
     ],
     catalog: Annotated[
         Path | None,

@@ -102,10 +102,17 @@ class ProductSource:
     def __init__(self, vectors: Path, catalog: Path | None, *, full_dim: int, batch_size: int) -> None:
         if batch_size < 1:
             raise InvalidArgumentError(f"batch_size must be >= 1, got {batch_size}")
-        if not vectors.is_file():
+        if not vectors.exists():
             raise NotFoundError(f"vectors file {vectors} does not exist")
-        if vectors.suffix not in (".parquet", ".npz"):
-            raise InvalidArgumentError(f"{vectors}: vectors must be a .parquet or .npz file (product_id, vector)")
+        if vectors.is_dir():  # Parquet shards, as the Ray Data job writes them
+            self.files = sorted(vectors.glob("*.parquet"))
+            if not self.files:
+                raise DatasetError(f"{vectors}: a folder without .parquet shards (product_id, vector)")
+        elif vectors.suffix not in (".parquet", ".npz"):
+            raise InvalidArgumentError(f"{vectors}: vectors must be a .parquet or .npz file (product_id, vector), "
+                                       "or a folder of .parquet shards")
+        else:
+            self.files = [vectors]
         self.path = vectors
         self.full_dim = full_dim
         self.batch_size = batch_size
@@ -122,14 +129,17 @@ class ProductSource:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        try:
-            pf = pq.ParquetFile(self.path)
-        except (pa.ArrowException, OSError) as e:
-            raise DatasetError(f"{self.path}: not a readable Parquet file ({e})") from e
-        names = pf.schema_arrow.names
-        if "product_id" not in names or "vector" not in names:
-            raise DatasetError(f"{self.path}: needs columns product_id and vector; has {names}")
-        return int(pf.metadata.num_rows)
+        rows = 0
+        for path in self.files:
+            try:
+                pf = pq.ParquetFile(path)
+            except (pa.ArrowException, OSError) as e:
+                raise DatasetError(f"{path}: not a readable Parquet file ({e})") from e
+            names = pf.schema_arrow.names
+            if "product_id" not in names or "vector" not in names:
+                raise DatasetError(f"{path}: needs columns product_id and vector; has {names}")
+            rows += int(pf.metadata.num_rows)
+        return rows
 
     def _npz(self) -> tuple[np.ndarray, np.ndarray]:
         """Both arrays, read once: an .npz member cannot be streamed."""
@@ -167,12 +177,16 @@ class ProductSource:
             yield ids[i : i + self.batch_size].tolist(), vecs[i : i + self.batch_size]
 
     def _iter_parquet(self) -> Iterator[tuple[list[str], np.ndarray]]:
+        for path in self.files:
+            yield from self._iter_file(path)
+
+    def _iter_file(self, path: Path) -> Iterator[tuple[list[str], np.ndarray]]:
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
         import pyarrow.types as pt
 
-        pf = pq.ParquetFile(self.path)
+        pf = pq.ParquetFile(path)
         row = 0
         try:
             for batch in pf.iter_batches(batch_size=self.batch_size, columns=["product_id", "vector"]):
@@ -182,23 +196,23 @@ class ProductSource:
                 if not (pt.is_list(t) or pt.is_large_list(t) or pt.is_fixed_size_list(t)) or not (
                     pt.is_floating(t.value_type) or pt.is_integer(t.value_type)
                 ):
-                    raise DatasetError(f"{self.path}: column vector must be a list of floats, got {t}")
+                    raise DatasetError(f"{path}: column vector must be a list of floats, got {t}")
                 if col.null_count:
                     bad = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
-                    raise DatasetError(f"{self.path}: row {row + bad} (product {ids[bad]!r}) has no vector")
+                    raise DatasetError(f"{path}: row {row + bad} (product {ids[bad]!r}) has no vector")
                 lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
                 wrong = np.flatnonzero(lengths != self.full_dim)
                 if len(wrong):
                     b = int(wrong[0])
                     raise DatasetError(
-                        f"{self.path}: row {row + b} (product {ids[b]!r}) has a vector of {lengths[b]} floats; "
+                        f"{path}: row {row + b} (product {ids[b]!r}) has a vector of {lengths[b]} floats; "
                         f"the index takes the whole {self.full_dim}-d MRL vector"
                     )
                 values = col.flatten().to_numpy(zero_copy_only=False)
                 yield ids, np.asarray(values, dtype=np.float32).reshape(len(ids), self.full_dim)
                 row += len(ids)
         except pa.ArrowException as e:
-            raise DatasetError(f"{self.path}: unreadable at row {row} ({e})") from e
+            raise DatasetError(f"{path}: unreadable at row {row} ({e})") from e
 
 
 def read_products(
