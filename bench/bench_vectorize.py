@@ -81,7 +81,7 @@ def main() -> int:
         for line in (
             f"{len(a)} products, {images} gallery images, embedder {summary['embedder']}, {cores} cores",
             f"plain loop: {plain_s:.1f} s, {images / plain_s:.1f} images/s",
-            f"Ray Data on {summary['nodes']} nodes, {args.actors} actors: {ray_s:.1f} s (start-up included), "
+            f"Ray Data on {summary['nodes']} nodes, {summary['actors']} actor(s) of {args.actors} asked: {ray_s:.1f} s (start-up included), "
             f"{images / ray_s:.1f} images/s ({plain_s / ray_s:.2f}x the loop); {summary['shards']} shards",
             f"vectors equal: max |difference| {diff:.2e} ({'within' if diff < 1e-5 else 'NOT within'} 1e-5)",
         ):

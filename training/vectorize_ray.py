@@ -86,9 +86,11 @@ def vectorize_on_ray(data: str, settings: Settings, out: str, *, ref: str | None
         # the workers read the same object store the driver does: its endpoint and credentials go with the job
         aws = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
         ray.init(address=address, log_to_driver=False, configure_logging=False, runtime_env={"env_vars": aws})
+    gpus = 1 if settings.embedding.device.startswith("cuda") else 0
+    if not gpus:  # CPU actors hold a core each: leave one for the read and write tasks, or the job never ends
+        actors = min(actors, max(1, int(ray.cluster_resources().get("CPU", 1)) - 1))
     started = time.perf_counter()
     ds = ray.data.read_parquet(f"{path}/{PRODUCTS_FILE}", filesystem=fs, columns=["product_id", "image_uris"])
-    gpus = 1 if settings.embedding.device.startswith("cuda") else 0
     vectors = ds.map_batches(
         _EmbedProducts, batch_format="pyarrow", batch_size=batch_products or max(1, settings.embedding.batch_size // 4), concurrency=actors,
         num_cpus=0 if gpus else 1, num_gpus=gpus,
