@@ -35,9 +35,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
+from _report import Tee
 
 from visearch.config import Settings
 from visearch.index import ChangeSet, open_index, point_id
@@ -45,18 +46,6 @@ from visearch.index.edge import EdgeIndex
 from visearch.index.evaluate import PASSES, clustered_embeddings, exact_topk, measure_index, recall_at_k
 
 EF_SWEEP = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
-
-
-class Tee:
-    def __init__(self, path: Path | None) -> None:
-        self.fh: TextIO | None = open(path, "w", encoding="utf-8") if path else None  # noqa: SIM115
-
-    def __call__(self, *parts: Any) -> None:
-        line = " ".join(str(p) for p in parts)
-        print(line, flush=True)
-        if self.fh:
-            self.fh.write(line + "\n")
-            self.fh.flush()
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _report import Tee
 
 from visearch.config import Settings
 from visearch.index import open_index
@@ -55,13 +56,7 @@ def main() -> int:
     emb = clustered_embeddings(args.size, queries=args.queries, seed=0)
     ids = np.array(emb.product_ids())
     work = Path(tempfile.mkdtemp(prefix="bench-shards-"))
-    lines: list[str] = []
-
-    def say(*parts: Any) -> None:
-        line = " ".join(str(p) for p in parts)
-        print(line, flush=True)
-        lines.append(line)
-
+    say = Tee(args.out)
     try:
         one = open_index(Settings(data_dir=work / "one"))
         start = time.perf_counter()
@@ -100,8 +95,6 @@ def main() -> int:
         shards.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if args.out:
-        args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return 0 if ok or not args.check else 1
 
 

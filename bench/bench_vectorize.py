@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+from _report import Tee
 
 
 def main() -> int:
@@ -43,7 +44,7 @@ def main() -> int:
 
     settings = get_settings()
     work = Path(tempfile.mkdtemp(prefix="bench-vectorize-"))
-    lines: list[str] = []
+    say = Tee(args.out)
     try:
         table = pq.read_table(args.data / "products.parquet").slice(0, args.products)
         subset = work / "catalog"
@@ -85,12 +86,9 @@ def main() -> int:
             f"{images / ray_s:.1f} images/s ({plain_s / ray_s:.2f}x the loop); {summary['shards']} shards",
             f"vectors equal: max |difference| {diff:.2e} ({'within' if diff < 1e-5 else 'NOT within'} 1e-5)",
         ):
-            print(line, flush=True)
-            lines.append(line)
+            say(line)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if args.out:
-        args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return 0
 
 

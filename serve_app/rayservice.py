@@ -16,12 +16,13 @@ from typing import Any
 
 import yaml
 
-from visearch.config import Settings
+from visearch.config import DeploymentSettings, ServingSettings, Settings
 from visearch.errors import InvalidArgumentError
 
 __all__ = ["ClusterNames", "WorkerShape", "rayservice", "render", "SERVE_DEPLOYMENTS"]
 
-SERVE_DEPLOYMENTS = ("ingress", "detector", "ocr", "embedder", "search")
+# every Serve deployment with replica bounds and resources in the settings (the Sessions store reserves nothing)
+SERVE_DEPLOYMENTS = tuple(n for n, f in ServingSettings.model_fields.items() if f.annotation is DeploymentSettings)
 GENERATED = "# Generated from {source} by `visearch deploy rayservice`: edit {source} and generate again.\n"
 
 

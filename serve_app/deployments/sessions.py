@@ -29,6 +29,3 @@ class SessionsDeployment:
 
     def get(self, session_id: str) -> Any:
         return self.store.get(session_id)
-
-    def count(self) -> int:
-        return len(self.store)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -16,11 +18,21 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
 Url = Annotated[str | None, typer.Option("--url", help="with --through-search: the running service at this URL")]
 
 
-def _client(settings: Settings, url: str | None) -> tuple[Any, str]:
-    """The whole query to measure through: the running service at ``url``, or the same flow in process."""
+def _evaluate(offline: Callable[..., dict[str, Any]], through: Callable[..., dict[str, Any]], settings: Settings,
+              data: Path, model: str, split: str, *, through_search: bool, url: str | None, limit: int | None,
+              as_json: bool, quiet: bool) -> None:
+    """The offline figures, and with --through-search (or --url) the same through the whole query: the running
+    service at ``url``, or the same flow in process; printed as JSON or pretty."""
     from visearch.pipeline_eval import HttpClient, LocalClient
 
-    return (HttpClient(url), url) if url else (LocalClient(settings), "in process")
+    progress = not (quiet or as_json)
+    with stdout_to_stderr(as_json):
+        result = offline(data, settings, model, split, progress=progress)
+        if through_search or url:
+            client, source = (HttpClient(url), url) if url else (LocalClient(settings), "in process")
+            result["through_search"] = {**through(client, data, split=split, limit=limit, progress=progress),
+                                        "source": source}
+    print_result(result, as_json)
 
 
 @eval_app.command("tags")
@@ -41,14 +53,8 @@ def eval_tags_cmd(
     from training.tags import eval_tags
     from visearch.pipeline_eval import tags_through_search
 
-    settings = get_settings(models={"tagger": model})
-    with stdout_to_stderr(as_json):
-        result = eval_tags(data, settings, model, split, progress=not (quiet or as_json))
-        if through_search or url:
-            client, source = _client(settings, url)
-            result["through_search"] = {**tags_through_search(client, data, split=split, limit=limit,
-                                                               progress=not (quiet or as_json)), "source": source}
-    print_result(result, as_json)
+    _evaluate(eval_tags, tags_through_search, get_settings(models={"tagger": model}), data, model, split,
+              through_search=through_search, url=url, limit=limit, as_json=as_json, quiet=quiet)
 
 
 @eval_app.command("refiner")
@@ -69,11 +75,5 @@ def eval_refiner_cmd(
     from training.refiner import eval_refiner
     from visearch.pipeline_eval import refine_through_search
 
-    settings = get_settings(models={"refiner": model})
-    with stdout_to_stderr(as_json):
-        result = eval_refiner(data, settings, model, split, progress=not (quiet or as_json))
-        if through_search or url:
-            client, source = _client(settings, url)
-            result["through_search"] = {**refine_through_search(client, data, split=split, limit=limit,
-                                                                 progress=not (quiet or as_json)), "source": source}
-    print_result(result, as_json)
+    _evaluate(eval_refiner, refine_through_search, get_settings(models={"refiner": model}), data, model, split,
+              through_search=through_search, url=url, limit=limit, as_json=as_json, quiet=quiet)

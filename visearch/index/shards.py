@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -80,9 +80,6 @@ class ScatterGather:
 
     def count(self) -> int:
         return sum(s.count() for s in self.shards)
-
-    def __iter__(self) -> Iterator[VectorIndex]:
-        return iter(self.shards)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
