@@ -3,7 +3,7 @@
 
     python bench/bench_index.py [--sizes 100000,1000000] [--queries 1000] [--out FILE] [--check]
 
-For each size, on the same clustered vectors (visearch.index.evaluate) in the same run:
+For each size, on the same clustered vectors (visearch.index.synthetic) in the same run:
 
 1. visearch's index (qdrant-edge, the default settings of IndexSettings): build time,
    recall@10 / queries per second of each mode (``measure_index``: HNSW on the 128-d
@@ -43,7 +43,9 @@ from _report import Tee
 from visearch.config import Settings
 from visearch.index import ChangeSet, open_index, point_id
 from visearch.index.edge import EdgeIndex
-from visearch.index.evaluate import PASSES, clustered_embeddings, exact_topk, measure_index, recall_at_k
+from visearch.index.evaluate import PASSES, measure_index
+from visearch.index.metrics import exact_topk, recall_at_k
+from visearch.index.synthetic import clustered_embeddings
 
 EF_SWEEP = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 

@@ -3,7 +3,7 @@
 
     python bench/bench_shards.py [--size 200000] [--shards 8] [--queries 1000] [--out FILE] [--check]
 
-The same clustered vectors (visearch.index.evaluate) go into one embedded index and into ``--shards``
+The same clustered vectors (visearch.index.synthetic) go into one embedded index and into ``--shards``
 embedded indexes split by product id (visearch.index.shards); in the same run:
 
 - build time of each (the shards one after the other);
@@ -30,8 +30,10 @@ from _report import Tee
 
 from visearch.config import Settings
 from visearch.index import open_index
-from visearch.index.evaluate import PASSES, clustered_embeddings, exact_topk, recall_at_k
+from visearch.index.evaluate import PASSES
+from visearch.index.metrics import exact_topk, recall_at_k
 from visearch.index.shards import ScatterGather, merge_hits
+from visearch.index.synthetic import clustered_embeddings
 
 
 def one_at_a_time(search: Any, queries: np.ndarray, mode: str) -> tuple[list[list[str]], float]:

@@ -16,7 +16,7 @@ from qdrant_client import QdrantClient
 
 from visearch.config import IndexSettings, Settings
 from visearch.index import VectorIndex, open_index
-from visearch.index.evaluate import SyntheticEmbeddings, clustered_embeddings
+from visearch.index.synthetic import SyntheticEmbeddings, clustered_embeddings
 
 _LOCAL_MODE_NOTES = (
     "ignore:Payload indexes have no effect in the local Qdrant:UserWarning",

@@ -9,7 +9,8 @@ import pytest
 
 from visearch.errors import DatasetError, InvalidArgumentError, NotFoundError
 from visearch.index import ChangeSet, ProductBatch, SearchFilter, VectorIndex
-from visearch.index.evaluate import SyntheticEmbeddings, exact_topk
+from visearch.index.metrics import exact_topk
+from visearch.index.synthetic import SyntheticEmbeddings
 
 
 def test_search_modes_find_the_exact_neighbours(built: VectorIndex, emb: SyntheticEmbeddings) -> None:

@@ -140,7 +140,7 @@ def test_eval_index_json(tmp_path: Path) -> None:
 
 
 def test_eval_from_a_built_index(tmp_path: Path) -> None:
-    from visearch.index.evaluate import clustered_embeddings
+    from visearch.index.synthetic import clustered_embeddings
 
     emb = clustered_embeddings(1500, seed=9, queries=0)
     np.savez(tmp_path / "v.npz", product_id=np.array(emb.product_ids()), vector=emb.vectors)

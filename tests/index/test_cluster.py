@@ -14,7 +14,7 @@ from visearch.errors import InvalidArgumentError, VisearchError
 from visearch.index import VectorIndex, open_index
 from visearch.index.cluster import ClusterIndex
 from visearch.index.edge import EdgeIndex
-from visearch.index.evaluate import SyntheticEmbeddings
+from visearch.index.synthetic import SyntheticEmbeddings
 
 
 def _cluster(**index: object) -> ClusterIndex:

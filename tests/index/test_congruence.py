@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from visearch.index import SearchFilter, VectorIndex
-from visearch.index.evaluate import SyntheticEmbeddings
+from visearch.index.synthetic import SyntheticEmbeddings
 
 TOL = 3e-3  # fp16 storage on one side, float32/64 on the other
 

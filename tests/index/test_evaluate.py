@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from visearch.errors import InvalidArgumentError
-from visearch.index.evaluate import clustered_embeddings, exact_topk, local_intrinsic_dim, recall_at_k
+from visearch.index.metrics import exact_topk, local_intrinsic_dim, recall_at_k
+from visearch.index.synthetic import clustered_embeddings
 
 
 def test_generator_is_deterministic_and_shaped_like_embeddings() -> None:

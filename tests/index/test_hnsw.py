@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from visearch.index import SearchFilter, VectorIndex
-from visearch.index.evaluate import SyntheticEmbeddings, exact_topk, recall_at_k
+from visearch.index.metrics import exact_topk, recall_at_k
+from visearch.index.synthetic import SyntheticEmbeddings
 
 
 def _recall(

@@ -9,8 +9,9 @@ import pytest
 
 from visearch.errors import InvalidArgumentError
 from visearch.index import Hit, SearchFilter, VectorIndex
-from visearch.index.evaluate import SyntheticEmbeddings, exact_topk, recall_at_k
+from visearch.index.metrics import exact_topk, recall_at_k
 from visearch.index.shards import ScatterGather, merge_hits, shard_of, split_by_shard
+from visearch.index.synthetic import SyntheticEmbeddings
 
 
 def test_a_product_always_lands_in_the_same_shard():

@@ -16,7 +16,7 @@ import pytest
 from visearch.errors import DatasetError, VisearchError
 from visearch.index import ChangeSet, VectorIndex
 from visearch.index.edge import EdgeIndex
-from visearch.index.evaluate import SyntheticEmbeddings
+from visearch.index.synthetic import SyntheticEmbeddings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,7 +25,7 @@ HALF_WAY = """
 import pathlib, sys, time
 from visearch.config import Settings
 from visearch.index import open_index
-from visearch.index.evaluate import clustered_embeddings
+from visearch.index.synthetic import clustered_embeddings
 
 root, marker = sys.argv[1], pathlib.Path(sys.argv[2])
 emb = clustered_embeddings(3000, seed=5, queries=0)

@@ -23,7 +23,7 @@ from visearch.cli import app
 from visearch.config import get_settings
 from visearch.errors import InvalidArgumentError
 from visearch.index import build_index, index_stats, rollback_index, update_index
-from visearch.index.base import ProgressFn, VersionInfo
+from visearch.index.types import ProgressFn, VersionInfo
 
 __all__ = ["index_app"]
 

@@ -12,7 +12,10 @@ from typing import Any
 
 from visearch.config import IndexSettings, Settings
 from visearch.errors import InvalidArgumentError
-from visearch.index.base import (
+from visearch.index.base import VectorIndex
+from visearch.index.changes import ChangeSet, load_changeset
+from visearch.index.sources import ProductSource, read_products
+from visearch.index.types import (
     BuildReport,
     Component,
     Hit,
@@ -22,12 +25,9 @@ from visearch.index.base import (
     SearchMode,
     SwitchReport,
     UpdateReport,
-    VectorIndex,
     VersionInfo,
     point_id,
 )
-from visearch.index.changes import ChangeSet, load_changeset
-from visearch.index.sources import ProductSource, read_products
 
 __all__ = [
     "open_index",

@@ -32,17 +32,17 @@ from qdrant_client import QdrantClient, models
 
 from visearch.config import IndexSettings
 from visearch.errors import InvalidArgumentError, NotFoundError, VisearchError
-from visearch.index.base import (
+from visearch.index.base import VectorIndex
+from visearch.index.types import (
     FULL,
     ONLINE,
-    BaseIndex,
     Component,
     Hit,
     IndexStats,
     ProductBatch,
     ProgressFn,
     SearchFilter,
-    SearchMode,
+    SearchPlan,
     VersionInfo,
     point_id,
     version_number,
@@ -55,7 +55,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$")
 _SCHEMA = {"keyword": models.PayloadSchemaType.KEYWORD, "float": models.PayloadSchemaType.FLOAT}
 
 
-class ClusterIndex(BaseIndex[str]):
+class ClusterIndex(VectorIndex[str]):
     """:class:`~visearch.index.base.VectorIndex` on a Qdrant server or cluster; staged handles are collection names."""
 
     backend = "cluster"
@@ -133,54 +133,39 @@ class ClusterIndex(BaseIndex[str]):
         return models.Filter(must=must) if must else None
 
 
-    def _query(
-        self,
-        full: np.ndarray,
-        online: np.ndarray,
-        *,
-        k: int,
-        mode: SearchMode,
-        filter: SearchFilter | None,
-        ef: int,
-        candidates: int,
-        with_payload: bool,
-    ) -> list[list[Hit]]:
+    def _query(self, full: np.ndarray, online: np.ndarray, plan: SearchPlan) -> list[list[Hit]]:
         assert self._info is not None
-        flt = self._filter(filter)
-        payload: Any = True if with_payload else ["product_id"]
+        flt = self._filter(plan.filter)
+        payload: Any = True if plan.with_payload else ["product_id"]
         quantized = self._info.quantization != "none"
+        # stage 1 of two-stage needs no rescore of its own: stage 2 rescores with the full vector
+        quant = models.QuantizationSearchParams(rescore=plan.mode == "hnsw") if quantized else None
+        params = models.SearchParams(hnsw_ef=plan.ef, quantization=quant)
         requests = []
         for i in range(len(online)):
-            if mode == "hnsw":
-                params = models.SearchParams(
-                    hnsw_ef=ef, quantization=models.QuantizationSearchParams(rescore=True) if quantized else None
-                )
+            if plan.mode == "hnsw":
                 req = models.QueryRequest(
-                    query=online[i].tolist(), using=ONLINE, limit=k, params=params, filter=flt, with_payload=payload
+                    query=online[i].tolist(), using=ONLINE, limit=plan.k, params=params, filter=flt, with_payload=payload
                 )
-            elif mode == "two_stage":
-                params = models.SearchParams(
-                    hnsw_ef=max(ef, candidates),
-                    quantization=models.QuantizationSearchParams(rescore=False) if quantized else None,
-                )
+            elif plan.mode == "two_stage":
                 stage1 = models.Prefetch(
-                    query=online[i].tolist(), using=ONLINE, limit=candidates, params=params, filter=flt
+                    query=online[i].tolist(), using=ONLINE, limit=plan.candidates, params=params, filter=flt
                 )
                 req = models.QueryRequest(
-                    prefetch=[stage1], query=full[i].tolist(), using=FULL, limit=k, with_payload=payload
+                    prefetch=[stage1], query=full[i].tolist(), using=FULL, limit=plan.k, with_payload=payload
                 )
             else:
                 req = models.QueryRequest(
                     query=full[i].tolist(),
                     using=FULL,
-                    limit=k,
+                    limit=plan.k,
                     params=models.SearchParams(exact=True),
                     filter=flt,
                     with_payload=payload,
                 )
             requests.append(req)
         responses = self.client.query_batch_points(self.alias, requests=requests)
-        return [[self._hit(p, p.score, with_payload) for p in r.points] for r in responses]
+        return [[self._hit(p, p.score, plan.with_payload) for p in r.points] for r in responses]
 
     def _lookup(self, article: str, limit: int, filter: SearchFilter | None) -> list[Hit]:
         cond = models.FieldCondition(key="article", match=models.MatchValue(value=article))

@@ -22,17 +22,17 @@ import qdrant_edge as qe
 
 from visearch.config import IndexSettings
 from visearch.errors import InvalidArgumentError, NotFoundError
-from visearch.index.base import (
+from visearch.index.base import VectorIndex
+from visearch.index.types import (
     FULL,
     ONLINE,
-    BaseIndex,
     Component,
     Hit,
     IndexStats,
     ProductBatch,
     ProgressFn,
     SearchFilter,
-    SearchMode,
+    SearchPlan,
     VersionInfo,
     point_id,
 )
@@ -65,7 +65,7 @@ class _Staged:
     shard: qe.EdgeShard
 
 
-class EdgeIndex(BaseIndex[_Staged]):
+class EdgeIndex(VectorIndex[_Staged]):
     """:class:`~visearch.index.base.VectorIndex` on ``qdrant-edge-py`` under ``settings.path``."""
 
     backend = "edge"
@@ -173,52 +173,34 @@ class EdgeIndex(BaseIndex[_Staged]):
         return qe.Filter(must=must) if must else None
 
 
-    def _query(
-        self,
-        full: np.ndarray,
-        online: np.ndarray,
-        *,
-        k: int,
-        mode: SearchMode,
-        filter: SearchFilter | None,
-        ef: int,
-        candidates: int,
-        with_payload: bool,
-    ) -> list[list[Hit]]:
+    def _query(self, full: np.ndarray, online: np.ndarray, plan: SearchPlan) -> list[list[Hit]]:
         assert self._shard is not None and self._info is not None
-        flt = self._filter(filter)
-        payload: Any = True if with_payload else _ID_ONLY
+        flt = self._filter(plan.filter)
+        payload: Any = True if plan.with_payload else _ID_ONLY
         quantized = self._info.quantization != "none"
-        if mode == "hnsw":
-            params = qe.SearchParams(
-                hnsw_ef=ef, quantization=qe.QuantizationSearchParams(rescore=True) if quantized else None
-            )
-        else:
-            # stage 1 needs no rescore of its own: stage 2 rescores with the full vector
-            params = qe.SearchParams(
-                hnsw_ef=max(ef, candidates),
-                quantization=qe.QuantizationSearchParams(rescore=False) if quantized else None,
-            )
+        # stage 1 of two-stage needs no rescore of its own: stage 2 rescores with the full vector
+        quant = qe.QuantizationSearchParams(rescore=plan.mode == "hnsw") if quantized else None
+        params = qe.SearchParams(hnsw_ef=plan.ef, quantization=quant)
         requests = []
         for i in range(len(online)):
-            if mode == "hnsw":
+            if plan.mode == "hnsw":
                 req = qe.QueryRequest(
-                    limit=k,
+                    limit=plan.k,
                     query=qe.Query.Nearest(online[i], using=ONLINE),
                     params=params,
                     filter=flt,
                     with_payload=payload,
                 )
-            elif mode == "two_stage":
+            elif plan.mode == "two_stage":
                 stage1 = qe.Prefetch(
-                    limit=candidates, query=qe.Query.Nearest(online[i], using=ONLINE), params=params, filter=flt
+                    limit=plan.candidates, query=qe.Query.Nearest(online[i], using=ONLINE), params=params, filter=flt
                 )
                 req = qe.QueryRequest(
-                    limit=k, prefetches=[stage1], query=qe.Query.Nearest(full[i], using=FULL), with_payload=payload
+                    limit=plan.k, prefetches=[stage1], query=qe.Query.Nearest(full[i], using=FULL), with_payload=payload
                 )
             else:
                 req = qe.QueryRequest(
-                    limit=k,
+                    limit=plan.k,
                     query=qe.Query.Nearest(full[i], using=FULL),
                     params=qe.SearchParams(exact=True),
                     filter=flt,
@@ -229,7 +211,7 @@ class EdgeIndex(BaseIndex[_Staged]):
             results = [self._shard.query(requests[0])]
         else:
             results = self._shard.query_batch(qe.QueryBatchRequest(requests))
-        return [[self._hit(p, p.score, with_payload) for p in res] for res in results]
+        return [[self._hit(p, p.score, plan.with_payload) for p in res] for res in results]
 
     def _lookup(self, article: str, limit: int, filter: SearchFilter | None) -> list[Hit]:
         assert self._shard is not None

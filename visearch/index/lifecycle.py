@@ -10,9 +10,9 @@ from pathlib import Path
 
 from visearch.config import Settings
 from visearch.index import open_index
-from visearch.index.base import BuildReport, IndexStats, ProgressFn, SwitchReport, UpdateReport
 from visearch.index.changes import load_changeset
 from visearch.index.sources import read_products
+from visearch.index.types import BuildReport, IndexStats, ProgressFn, SwitchReport, UpdateReport
 
 __all__ = ["build_index", "update_index", "rollback_index", "index_stats"]
 

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from visearch.errors import InvalidArgumentError
-from visearch.index.base import Hit, ProductBatch, VectorIndex
+from visearch.index.base import VectorIndex
+from visearch.index.types import Hit, ProductBatch
 
 __all__ = ["shard_of", "split_by_shard", "merge_hits", "ScatterGather"]
 

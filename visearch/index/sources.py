@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from visearch.errors import DatasetError, InvalidArgumentError, NotFoundError
-from visearch.index.base import ProductBatch
+from visearch.index.types import ProductBatch
 
 __all__ = ["ProductSource", "read_products", "Catalog"]
 
