@@ -188,6 +188,10 @@ class IndexSettings(BaseModel):
     )
     full_on_disk: bool = Field(True, description="keep the 512-d rescoring vectors on disk (mmap): only candidates are read")
     batch_size: int = Field(1024, ge=1, le=65536, description="points per upsert request")
+    search_threads: int = Field(
+        1, ge=0, description="embedded: the engine's search pool (0: one thread per core), stored with each version "
+        "built; one answers a single query fastest, and a process searches one at a time (Serve scales out by replicas)"
+    )
     shards: int = Field(1, ge=1, description="cluster: shards per collection version")
     replication_factor: int = Field(1, ge=1, description="cluster: copies of each shard")
     write_consistency_factor: int = Field(1, ge=1, description="cluster: replicas that must confirm a write")

@@ -42,7 +42,7 @@ from visearch.index.types import (
     SearchPlan,
     VersionInfo,
 )
-from visearch.index.validation import as_matrix, check_product_id, normalise_rows, split_vectors
+from visearch.index.validation import check_product_id, query_vectors
 from visearch.index.writing import S, VersionWrites
 
 __all__ = ["VectorIndex"]
@@ -107,12 +107,7 @@ class VectorIndex(VersionWrites[S]):
         """:meth:`search` for a ``(n, dim)`` matrix of queries: checked once, one engine call."""
         info = self._serving()
         plan = SearchPlan.of(self.settings, k, mode, filter, ef, rescore_limit, with_payload)
-        dims = (info.full_dim, info.online_dim) if mode == "hnsw" else (info.full_dim,)
-        arr = as_matrix(queries, dims, what="query")
-        if arr.shape[1] == info.full_dim:
-            full, online = split_vectors(arr, info.online_dim, what="query")
-        else:
-            full, online = arr, normalise_rows(arr, what="query")
+        full, online = query_vectors(queries, info.full_dim, info.online_dim, online_alone=mode == "hnsw")
         return self._query(full, online, plan)
 
     def lookup_article(self, article: str, *, limit: int = 10, filter: SearchFilter | None = None) -> list[Hit]:

@@ -11,6 +11,7 @@ searches, so a process serves one version read-only and scales out by processes
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import qdrant_edge as qe
 from visearch.config import IndexSettings
 from visearch.errors import InvalidArgumentError, NotFoundError
 from visearch.index.base import VectorIndex
+from visearch.index.point_ids import IDS_FILE, PointIds
 from visearch.index.types import (
     FULL,
     ONLINE,
@@ -34,7 +36,6 @@ from visearch.index.types import (
     SearchFilter,
     SearchPlan,
     VersionInfo,
-    point_id,
 )
 from visearch.index.validation import INDEXED_FIELDS
 from visearch.index.versions import SHARD, VersionStore, allocated_bytes
@@ -58,11 +59,22 @@ _PARTS = {
 }
 
 
+@functools.lru_cache(maxsize=256)
+def _search_params(ef: int, quantized: bool, hnsw_only: bool) -> qe.SearchParams:
+    """The engine's search parameters, made once per setting rather than once a query.
+
+    Stage 1 of a two-stage search needs no rescore of its own: stage 2 rescores with the full vector.
+    """
+    quant = qe.QuantizationSearchParams(rescore=hnsw_only) if quantized else None
+    return qe.SearchParams(hnsw_ef=ef, quantization=quant)
+
+
 @dataclass
 class _Staged:
     version: str
     path: Path
     shard: qe.EdgeShard
+    ids: PointIds
 
 
 class EdgeIndex(VectorIndex[_Staged]):
@@ -79,6 +91,7 @@ class EdgeIndex(VectorIndex[_Staged]):
         self.store = VersionStore(Path(settings.path))
         self._shard: qe.EdgeShard | None = None
         self._info: VersionInfo | None = None
+        self._ids = PointIds(None)
 
     @property
     def location(self) -> str:
@@ -125,6 +138,7 @@ class EdgeIndex(VectorIndex[_Staged]):
             ),
             payload_memory=qe.Memory.Cold,
             wal_enabled=False,
+            max_search_threads=self.settings.search_threads or None,
         )
 
     # ------------------------------------------------------------------ reading
@@ -139,7 +153,9 @@ class EdgeIndex(VectorIndex[_Staged]):
         if cur is None:
             raise NotFoundError(f"no index built at {self.store.root}; build one: visearch index build --vectors FILE")
         info = next(v for v in self._list() if v.version == cur)
+        # no config here: the engine would write it into the version's files, which serve read-only
         self._shard = qe.EdgeShard.load(str(self.store.shard_path(cur)))
+        self._ids = PointIds.load(self.store.root / cur)
         self._info = info
 
     def refresh(self) -> bool:
@@ -154,7 +170,7 @@ class EdgeIndex(VectorIndex[_Staged]):
         return True
 
     def close(self) -> None:
-        shard, self._shard, self._info = self._shard, None, None
+        shard, self._shard, self._info, self._ids = self._shard, None, None, PointIds(None)
         if shard is not None:
             shard.close()
 
@@ -175,43 +191,48 @@ class EdgeIndex(VectorIndex[_Staged]):
 
     def _query(self, full: np.ndarray, online: np.ndarray, plan: SearchPlan) -> list[list[Hit]]:
         assert self._shard is not None and self._info is not None
-        flt = self._filter(plan.filter)
-        payload: Any = True if plan.with_payload else _ID_ONLY
-        quantized = self._info.quantization != "none"
-        # stage 1 of two-stage needs no rescore of its own: stage 2 rescores with the full vector
-        quant = qe.QuantizationSearchParams(rescore=plan.mode == "hnsw") if quantized else None
-        params = qe.SearchParams(hnsw_ef=plan.ef, quantization=quant)
-        requests = []
-        for i in range(len(online)):
-            if plan.mode == "hnsw":
-                req = qe.QueryRequest(
+        names = self._ids.names
+        flt = None if plan.filter is None else self._filter(plan.filter)
+        payload: Any = True if plan.with_payload else (False if names is not None else _ID_ONLY)
+        params = _search_params(plan.ef, self._info.quantization != "none", plan.mode == "hnsw")
+        if plan.mode == "hnsw":
+            requests = [
+                qe.QueryRequest(
+                    limit=plan.k, query=qe.Query.Nearest(v, using=ONLINE), params=params, filter=flt, with_payload=payload
+                )
+                for v in online
+            ]
+        elif plan.mode == "two_stage":
+            requests = [
+                qe.QueryRequest(
                     limit=plan.k,
-                    query=qe.Query.Nearest(online[i], using=ONLINE),
-                    params=params,
-                    filter=flt,
+                    prefetches=[
+                        qe.Prefetch(
+                            limit=plan.candidates, query=qe.Query.Nearest(v, using=ONLINE), params=params, filter=flt
+                        )
+                    ],
+                    query=qe.Query.Nearest(w, using=FULL),
                     with_payload=payload,
                 )
-            elif plan.mode == "two_stage":
-                stage1 = qe.Prefetch(
-                    limit=plan.candidates, query=qe.Query.Nearest(online[i], using=ONLINE), params=params, filter=flt
+                for v, w in zip(online, full, strict=True)
+            ]
+        else:
+            exact = qe.SearchParams(exact=True)
+            requests = [
+                qe.QueryRequest(
+                    limit=plan.k, query=qe.Query.Nearest(w, using=FULL), params=exact, filter=flt, with_payload=payload
                 )
-                req = qe.QueryRequest(
-                    limit=plan.k, prefetches=[stage1], query=qe.Query.Nearest(full[i], using=FULL), with_payload=payload
-                )
-            else:
-                req = qe.QueryRequest(
-                    limit=plan.k,
-                    query=qe.Query.Nearest(full[i], using=FULL),
-                    params=qe.SearchParams(exact=True),
-                    filter=flt,
-                    with_payload=payload,
-                )
-            requests.append(req)
+                for w in full
+            ]
         if len(requests) == 1:
             results = [self._shard.query(requests[0])]
         else:
             results = self._shard.query_batch(qe.QueryBatchRequest(requests))
-        return [[self._hit(p, p.score, plan.with_payload) for p in res] for res in results]
+        if names is None:
+            return [[self._hit(p, p.score, plan.with_payload) for p in res] for res in results]
+        if plan.with_payload:
+            return [[Hit(names[p.id], p.score, dict(p.payload)) for p in res] for res in results]
+        return [[Hit(names[p.id], p.score) for p in res] for res in results]
 
     def _lookup(self, article: str, limit: int, filter: SearchFilter | None) -> list[Hit]:
         assert self._shard is not None
@@ -221,12 +242,14 @@ class EdgeIndex(VectorIndex[_Staged]):
 
     def _retrieve(self, product_ids: list[str]) -> dict[str, dict[str, Any]]:
         assert self._shard is not None
-        records = self._shard.retrieve([point_id(p) for p in product_ids], with_payload=True, with_vector=False)
+        points = list(self._ids.known(product_ids).values())
+        records = self._shard.retrieve(points, with_payload=True, with_vector=False) if points else []
         return {str(r.payload["product_id"]): dict(r.payload) for r in records if r.payload}
 
     def _retrieve_vectors(self, product_ids: list[str]) -> dict[str, np.ndarray]:
         assert self._shard is not None
-        records = self._shard.retrieve([point_id(p) for p in product_ids], with_payload=True, with_vector=[FULL])
+        points = list(self._ids.known(product_ids).values())
+        records = self._shard.retrieve(points, with_payload=True, with_vector=[FULL]) if points else []
         return {str(r.payload["product_id"]): np.asarray(r.vector[FULL], dtype=np.float32) for r in records if r.payload}
 
     def _count(self) -> int:
@@ -267,7 +290,7 @@ class EdgeIndex(VectorIndex[_Staged]):
         shard = qe.EdgeShard.create(str(path / SHARD), self._config(info))
         for name, kind in INDEXED_FIELDS.items():
             shard.update(qe.UpdateOperation.create_field_index(name, _SCHEMA[kind]))
-        return _Staged(info.version, path, shard)
+        return _Staged(info.version, path, shard, PointIds([]))
 
     def _copy(self, source: VersionInfo, info: VersionInfo, progress: ProgressFn) -> _Staged:
         path = self.store.stage(info.version)
@@ -275,35 +298,38 @@ class EdgeIndex(VectorIndex[_Staged]):
         # the changes get a segment (and a small graph) of their own instead of a merge
         # that would rebuild the big graph; small segments merge among themselves
         config = self._config(info, segments=_UPDATE_SEGMENTS)
-        return _Staged(info.version, path, qe.EdgeShard.load(str(path / SHARD), config))
+        ids = PointIds.load(self.store.root / source.version)
+        return _Staged(info.version, path, qe.EdgeShard.load(str(path / SHARD), config), ids)
 
     def _upsert(
         self, staged: _Staged, ids: list[str], full: np.ndarray, online: np.ndarray, payloads: list[dict[str, Any]]
     ) -> None:
         # lists of floats cross into the engine faster than numpy rows
         online_rows, full_rows = online.tolist(), full.tolist()
+        numbers = staged.ids.assign(ids)
         points = [
-            qe.Point(point_id(pid), {ONLINE: online_rows[i], FULL: full_rows[i]}, payloads[i])
-            for i, pid in enumerate(ids)
+            qe.Point(numbers[i], {ONLINE: online_rows[i], FULL: full_rows[i]}, payloads[i]) for i in range(len(ids))
         ]
         staged.shard.update(qe.UpdateOperation.upsert_points(points))
 
     def _update_vectors(self, staged: _Staged, ids: list[str], full: np.ndarray, online: np.ndarray) -> None:
-        vectors = [qe.PointVectors(point_id(pid), {ONLINE: online[i], FULL: full[i]}) for i, pid in enumerate(ids)]
+        numbers = staged.ids.assign(ids)
+        vectors = [qe.PointVectors(n, {ONLINE: online[i], FULL: full[i]}) for i, n in enumerate(numbers)]
         staged.shard.update(qe.UpdateOperation.update_vectors(vectors))
 
     def _set_payload(self, staged: _Staged, product_id: str, payload: dict[str, Any]) -> None:
-        staged.shard.update(qe.UpdateOperation.set_payload([point_id(product_id)], payload))
+        staged.shard.update(qe.UpdateOperation.set_payload(staged.ids.assign([product_id]), payload))
 
     def _delete(self, staged: _Staged, ids: list[str]) -> None:
-        staged.shard.update(qe.UpdateOperation.delete_points([point_id(p) for p in ids]))
+        staged.shard.update(qe.UpdateOperation.delete_points(list(staged.ids.known(ids).values())))
 
     def _existing(self, staged: _Staged, ids: list[str]) -> set[str]:
-        by_point = {point_id(p): p for p in ids}
-        keys = list(by_point)
+        known = staged.ids.known(ids)
+        by_point = {str(n): p for p, n in known.items()}  # the engine hands back UUIDs as objects
+        points = list(known.values())
         found: set[str] = set()
-        for i in range(0, len(keys), 1024):
-            for r in staged.shard.retrieve(keys[i : i + 1024], with_payload=False, with_vector=False):
+        for i in range(0, len(points), 1024):
+            for r in staged.shard.retrieve(points[i : i + 1024], with_payload=False, with_vector=False):
                 found.add(by_point[str(r.id)])
         return found
 
@@ -314,6 +340,7 @@ class EdgeIndex(VectorIndex[_Staged]):
 
     def _commit(self, staged: _Staged, info: VersionInfo) -> None:
         staged.shard.close()
+        staged.ids.save(staged.path)
         self.store.commit(info.version, staged.path, info.to_manifest())
 
     def _discard(self, staged: _Staged) -> None:
@@ -352,6 +379,9 @@ class EdgeIndex(VectorIndex[_Staged]):
                     name, where = "int8 quantized vectors", "ram"
                 key = (name, where)
                 sizes[key] = sizes.get(key, 0) + f.stat().st_blocks * 512
+            table = self.store.root / cur / IDS_FILE
+            if table.is_file():
+                sizes[("product id table", "ram")] = table.stat().st_blocks * 512
         components = [Component(n, b, w) for (n, w), b in sorted(sizes.items(), key=lambda kv: -kv[1])]  # type: ignore[arg-type]
         return IndexStats(
             backend=self.backend,

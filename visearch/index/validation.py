@@ -22,6 +22,7 @@ __all__ = [
     "as_matrix",
     "normalise_rows",
     "split_vectors",
+    "query_vectors",
     "clean_payload",
     "check_product_id",
 ]
@@ -48,11 +49,15 @@ def as_matrix(
     a non-numeric array, or any NaN / infinite value (naming the first bad row).
     """
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    try:
-        arr = np.asarray(values)
-    except (ValueError, TypeError) as e:
-        raise error(f"{what}: not a numeric array ({e}); give vectors of {' or '.join(map(str, dims))} floats") from e
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+    # a search passes one vector at a time: every numpy call here is a share of a query's time
+    if type(values) is np.ndarray:
+        arr = values
+    else:
+        try:
+            arr = np.asarray(values)
+        except (ValueError, TypeError) as e:
+            raise error(f"{what}: not a numeric array ({e}); give vectors of {' or '.join(map(str, dims))} floats") from e
+    if arr.dtype.kind not in "fiu":
         raise error(
             f"{what}: expected numbers, got dtype {arr.dtype}; give vectors of {' or '.join(map(str, dims))} floats"
         )
@@ -62,9 +67,8 @@ def as_matrix(
         want = " or ".join(str(d) for d in dims)
         raise error(f"{what}: expected vectors of {want} floats, got shape {tuple(np.shape(values))}")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
-    finite = np.isfinite(arr).all(axis=1)
-    if not finite.all():
-        row = int(np.flatnonzero(~finite)[0])
+    if not np.isfinite(arr).all():
+        row = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
         raise error(f"{what}: {_name(row, ids)} has NaN or infinite values; re-embed it or drop it")
     return arr
 
@@ -73,12 +77,15 @@ def normalise_rows(
     arr: np.ndarray, *, what: str, ids: Sequence[str] | None = None, error: type[VisearchError] = InvalidArgumentError
 ) -> np.ndarray:
     """L2-normalise rows (a copy), refusing all-zero rows, which have no direction to search by."""
-    norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))[:, None]
-    zero = norms[:, 0] < 1e-12
-    if zero.any():
-        row = int(np.flatnonzero(zero)[0])
+    with np.errstate(over="ignore"):
+        squares = np.einsum("ij,ij->i", arr, arr)
+    if not np.isfinite(squares).all():  # finite values too large to square in float32: scale them down first
+        arr = arr / np.abs(arr).max(axis=1, keepdims=True)
+        squares = np.einsum("ij,ij->i", arr, arr)
+    if len(squares) and squares.min() < 1e-24:
+        row = int(np.flatnonzero(squares < 1e-24)[0])
         raise error(f"{what}: {_name(row, ids)} is an all-zero vector; it has no direction to search by")
-    return (arr / norms).astype(np.float32, copy=False)
+    return (arr / np.sqrt(squares)[:, None]).astype(np.float32, copy=False)
 
 
 def split_vectors(
@@ -90,11 +97,31 @@ def split_vectors(
     error: type[VisearchError] = InvalidArgumentError,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Normalised full vectors and their re-normalised MRL prefix of ``online_dim`` dims."""
+    if len(full) == 1:  # one query: scalar maths, a third of the numpy calls
+        row, prefix = full[0], full[0, :online_dim]
+        whole, part = float(np.dot(row, row)), float(np.dot(prefix, prefix))
+        if math.isfinite(whole) and whole >= 1e-24 and part >= 1e-24:
+            return full * (1.0 / math.sqrt(whole)), full[:, :online_dim] * (1.0 / math.sqrt(part))
     full_n = normalise_rows(full, what=what, ids=ids, error=error)
     online = normalise_rows(
         np.ascontiguousarray(full_n[:, :online_dim]), what=f"{what} (first {online_dim} dims)", ids=ids, error=error
     )
     return full_n, online
+
+
+def query_vectors(queries: Any, full_dim: int, online_dim: int, *, online_alone: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Checked, normalised search queries: the full vectors and their online prefixes, as one-row-or-more
+    matrices. ``online_alone`` also takes vectors of just ``online_dim`` floats (then both are those)."""
+    if type(queries) is np.ndarray and queries.shape == (full_dim,) and queries.dtype == np.float32:
+        # the serving path, one float32 vector: two dot products decide it is finite and not zero
+        whole, part = float(np.dot(queries, queries)), float(np.dot(queries[:online_dim], queries[:online_dim]))
+        if math.isfinite(whole) and whole >= 1e-24 and part >= 1e-24:
+            return (queries * (1.0 / math.sqrt(whole)))[None], (queries[:online_dim] * (1.0 / math.sqrt(part)))[None]
+    arr = as_matrix(queries, (full_dim, online_dim) if online_alone else (full_dim,), what="query")
+    if arr.shape[1] == full_dim:
+        return split_vectors(arr, online_dim, what="query")
+    online = normalise_rows(arr, what="query")
+    return online, online
 
 
 def check_product_id(value: Any, *, where: str, error: type[VisearchError] = DatasetError) -> str:
