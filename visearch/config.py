@@ -208,7 +208,7 @@ class DeploymentSettings(BaseModel):
     num_cpus: float = Field(0.5, ge=0, description="CPUs reserved per replica")
     num_gpus: float = Field(0.0, ge=0, description="GPUs per replica (the GPU config sets this)")
     max_ongoing_requests: int = Field(16, ge=1, description="requests one replica takes at once")
-    max_batch_size: int = Field(8, ge=1, description="dynamic batching: largest batch (detector, embedder)")
+    max_batch_size: int = Field(8, ge=1, description="dynamic batching: largest batch (detector, embedder, search)")
     batch_wait_timeout_s: float = Field(0.004, ge=0, description="dynamic batching: longest wait to fill a batch")
 
 
@@ -240,7 +240,8 @@ class ServingSettings(BaseModel):
     detector: DeploymentSettings = DeploymentSettings()
     ocr: DeploymentSettings = DeploymentSettings()
     embedder: DeploymentSettings = DeploymentSettings()
-    search: DeploymentSettings = DeploymentSettings(num_cpus=0.25, max_ongoing_requests=32)
+    # a lone search waits at most a millisecond for company: requests that arrive together share one engine call
+    search: DeploymentSettings = DeploymentSettings(num_cpus=0.25, max_ongoing_requests=32, batch_wait_timeout_s=0.001)
 
 
 class RankingSettings(BaseModel):

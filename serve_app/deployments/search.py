@@ -3,6 +3,7 @@ versions, the ranker's registry alias and the online re-ranker's checkpoint."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,12 +22,19 @@ from visearch.searcher import Searcher
 from visearch.tags.crop_tags import CropTagger, Neighbour
 from visearch.tags.projection import Tagged
 
+#: one search request: vectors (n, 512), k, online size, filter, products left out, index name, rank contexts
+_Request = tuple[np.ndarray, int, int, SearchFilter | None, tuple[str, ...], str | None, list[RankContext] | None]
+
 
 @serve.deployment(name="Search")
 class SearchDeployment:
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = settings_from(settings)
         self.searcher = Searcher.from_settings(self.settings, with_ranker=False)  # the watcher below loads it
+        cfg = self.settings.serving.search
+        self.batched = {"requests": 0, "engine_calls": 0}  # how well batching pays, on /readyz
+        self._search.set_max_batch_size(cfg.max_batch_size)
+        self._search.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
         self.ranker: ModelWatcher[Ranker] | None = None
         self.tagger: ModelWatcher[CropTagger] | None = None
         self._follow_ranker()
@@ -56,10 +64,32 @@ class SearchDeployment:
         if self.searcher.online is not None:
             self.searcher.online.refresh()
 
-    def search(self, vectors: np.ndarray, k: int, online_dim: int, filter: SearchFilter | None,
-               exclude: Sequence[str], index: str | None = None, contexts: list[RankContext] | None = None) -> Searched:
-        return Searched(self.searcher.search(vectors, k, online_dim=online_dim, filter=filter, exclude=exclude, index=index,
-                                             contexts=contexts), self.searcher.version)
+    async def search(self, vectors: np.ndarray, k: int, online_dim: int, filter: SearchFilter | None,
+                     exclude: Sequence[str], index: str | None = None,
+                     contexts: list[RankContext] | None = None) -> Searched:
+        return await self._search((vectors, k, online_dim, filter, tuple(exclude), index, contexts))
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.001)
+    async def _search(self, requests: list[_Request]) -> list[Searched]:
+        """Requests that ask alike (k, online size, filter, exclusions, index) share one ``search_batch``: one
+        engine call for every object of every upload in the batch."""
+        self.batched["requests"] += len(requests)
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for i, (_, k, online_dim, flt, exclude, index, _) in enumerate(requests):
+            groups.setdefault((k, online_dim, flt, exclude, index), []).append(i)
+        out: list[Searched | None] = [None] * len(requests)
+        for (k, online_dim, flt, exclude, index), idx in groups.items():
+            vectors = np.concatenate([requests[i][0] for i in idx])
+            contexts = [c for i in idx for c in (requests[i][6] or [RankContext()] * len(requests[i][0]))]
+            found = await asyncio.to_thread(self.searcher.search, vectors, k, online_dim=online_dim, filter=flt,
+                                            exclude=exclude, index=index, contexts=contexts)
+            self.batched["engine_calls"] += 1
+            start = 0
+            for i in idx:
+                n = len(requests[i][0])
+                out[i] = Searched(found[start:start + n], self.searcher.version)
+                start += n
+        return [s for s in out if s is not None]
 
     def lookup(self, articles: Sequence[str]) -> dict[str, Hit]:
         return self.searcher.lookup(articles)
@@ -82,7 +112,7 @@ class SearchDeployment:
 
     def info(self) -> dict[str, Any]:
         return {"index": self.searcher.version, "products": self.searcher.index().count(),
-                "online_dims": self.searcher.versions(),
+                "online_dims": self.searcher.versions(), "search_batching": dict(self.batched),
                 **({"ranker": self.ranker.current[0].label} if self.ranker is not None else {}),
                 **({"tagger": self.tagger.current[0].label} if self.tagger is not None else {})}
 

@@ -51,6 +51,31 @@ def test_photo_answers_with_objects_results_and_variant(service):
     assert "visearch_uid" in r.headers.get("set-cookie", ""), "a user without X-User-Id gets a cookie"
 
 
+def test_searches_sent_together_share_engine_calls_and_get_their_own_answers(service):
+    """The Search deployment batches concurrent requests (one ``search_batch`` per kind of request); each
+    answer must be the one the request gets alone, whatever it was batched with."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with service.client(headers={"X-User-Id": "batcher"}) as c:
+        sessions = [upload(c, jpeg(p)).json()["session_id"] for p in photos(service, 3)]
+        asks = [{"session_id": sid, "object_id": 0, "top_k": k} for sid in sessions for k in (3, 7)]
+
+        def ask(body):
+            r = c.post("/v1/search", json=body)
+            assert r.status_code == 200, r.text
+            return [x["product_id"] for x in r.json()["results"]]
+
+        alone = [ask(body) for body in asks]
+        before = c.get("/readyz").json()["search_batching"]
+        with ThreadPoolExecutor(len(asks)) as pool:
+            together = list(pool.map(ask, asks))
+        after = c.get("/readyz").json()["search_batching"]
+    assert together == alone
+    assert [len(x) for x in together] == [3, 7] * 3
+    requests, calls = after["requests"] - before["requests"], after["engine_calls"] - before["engine_calls"]
+    assert requests == len(asks) and calls < requests, (requests, calls)
+
+
 def test_follow_up_by_object_box_and_all_objects(service):
     with service.client(headers={"X-User-Id": "alice"}) as c:
         first = upload(c, jpeg(photos(service)[1])).json()
