@@ -47,12 +47,12 @@ from visearch.index.types import (
     point_id,
     version_number,
 )
-from visearch.index.validation import INDEXED_FIELDS
+from visearch.index.validation import GRAPH_FIELDS, INDEXED_FIELDS
 
 __all__ = ["ClusterIndex"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$")
-_SCHEMA = {"keyword": models.PayloadSchemaType.KEYWORD, "float": models.PayloadSchemaType.FLOAT}
+_SCHEMA = {"keyword": models.KeywordIndexParams, "float": models.FloatIndexParams}
 
 
 class ClusterIndex(VectorIndex[str]):
@@ -277,7 +277,8 @@ class ClusterIndex(VectorIndex[str]):
             timeout=s.timeout_s,
         )
         for field, kind in INDEXED_FIELDS.items():
-            self.client.create_payload_index(name, field, _SCHEMA[kind], wait=True)
+            schema = _SCHEMA[kind](type=kind, enable_hnsw=field in GRAPH_FIELDS)
+            self.client.create_payload_index(name, field, schema, wait=True)
         return name
 
     def _copy(self, source: VersionInfo, info: VersionInfo, progress: ProgressFn) -> str:

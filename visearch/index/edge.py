@@ -37,7 +37,7 @@ from visearch.index.types import (
     SearchPlan,
     VersionInfo,
 )
-from visearch.index.validation import INDEXED_FIELDS
+from visearch.index.validation import GRAPH_FIELDS, INDEXED_FIELDS
 from visearch.index.versions import SHARD, VersionStore, allocated_bytes
 
 __all__ = ["EdgeIndex"]
@@ -47,7 +47,7 @@ _MAX_SEGMENT_KB = 1 << 40
 #: segments an updated version may keep: the build's big one plus a few small ones of changes
 _UPDATE_SEGMENTS = 4
 _ID_ONLY = qe.PayloadSelector.Include(["product_id"])
-_SCHEMA = {"keyword": qe.PayloadSchemaType.Keyword, "float": qe.PayloadSchemaType.Float}
+_SCHEMA = {"keyword": qe.KeywordIndexParams, "float": qe.FloatIndexParams}
 #: storage parts by directory name, and whether they must sit in RAM to serve fast
 _PARTS = {
     f"vector_storage-{ONLINE}": ("online vectors (fp16)", "ram"),
@@ -289,7 +289,8 @@ class EdgeIndex(VectorIndex[_Staged]):
         path = self.store.stage(info.version)
         shard = qe.EdgeShard.create(str(path / SHARD), self._config(info))
         for name, kind in INDEXED_FIELDS.items():
-            shard.update(qe.UpdateOperation.create_field_index(name, _SCHEMA[kind]))
+            params = _SCHEMA[kind](enable_hnsw=name in GRAPH_FIELDS)
+            shard.update(qe.UpdateOperation.create_field_index(name, params))
         return _Staged(info.version, path, shard, PointIds([]))
 
     def _copy(self, source: VersionInfo, info: VersionInfo, progress: ProgressFn) -> _Staged:
