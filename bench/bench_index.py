@@ -11,9 +11,10 @@ For each size, in one run on the same clustered vectors (:mod:`visearch.index.sy
   hnswlib and faiss (fp32 HNSW, the same m / ef_construct);
 * queries on one thread, best of three passes taken in turn (work sharing the machine disturbs
   every side alike): the project's index one query at a time (HNSW stage only, ids only and
-  with payload), 64 queries a call (``search_batch``), two-stage; the raw engine on its own
-  shard at the same ``ef`` (requests made before the clock starts, and made per query as a
-  caller must); hnswlib and faiss one query at a time with ``ef`` raised until they reach the
+  with payload), 64 queries a call (``search_batch``), two-stage; the raw engine at the same
+  ``ef`` on the very files the index serves (the same graph: a multi-threaded build is not
+  repeatable, and two builds' graphs differ by more than the layer costs), with requests made
+  before the clock starts and made per query as a caller must, and on its own build; hnswlib and faiss one query at a time with ``ef`` raised until they reach the
   recall the index has at its default ``ef`` (their queries/s at exactly that recall read off
   the line between the last two ``ef``, which the ratios use);
 * an update of 10,000 changes and a rollback, timed; bytes per product.
@@ -228,16 +229,30 @@ def run_size(n: int, queries: int, changes: int, workdir: Path, say: Tee) -> dic
     def request(x: np.ndarray) -> Any:
         return qe.QueryRequest(limit=10, query=qe.Query.Nearest(x, using="online"), params=params, with_payload=False)
 
+    # every side keeps only the ids of a pass's answers (for the recall): a server drops its answers once sent,
+    # and a pass that kept 1,000 answers' objects alive would time the garbage collector walking them
+    def read(points: Any) -> list[int]:
+        return [p.id for p in points]
+
+    def names(hits: list[Any]) -> list[str]:
+        return [h.product_id for h in hits]
+
     prebuilt = [request(x) for x in q_online]
+    info = index.current_version()
+    assert info is not None
+    # the engine on the very files the project's index serves: the same graph, so the layer alone differs
+    same = qe.EdgeShard.load(str(index.store.shard_path(info.version)))
     runs = {
-        "visearch hnsw, ids only": lambda: [index.search(x, 10, mode="hnsw", with_payload=False) for x in q],
-        "visearch hnsw, payload": lambda: [index.search(x, 10, mode="hnsw") for x in q],
+        "visearch hnsw, ids only": lambda: [names(index.search(x, 10, mode="hnsw", with_payload=False)) for x in q],
+        "visearch hnsw, payload": lambda: [names(index.search(x, 10, mode="hnsw")) for x in q],
         f"visearch hnsw, {BATCH} a call": lambda: [
-            h for i in range(0, len(q), BATCH) for h in index.search_batch(q[i : i + BATCH], 10, mode="hnsw", with_payload=False)
+            names(hits) for i in range(0, len(q), BATCH)
+            for hits in index.search_batch(q[i : i + BATCH], 10, mode="hnsw", with_payload=False)
         ],
-        "visearch two-stage, payload": lambda: [index.search(x, 10) for x in q],
-        "raw engine, requests made beforehand": lambda: [raw.query(r) for r in prebuilt],
-        "raw engine, a request made per query": lambda: [raw.query(request(x)) for x in q_online],
+        "visearch two-stage, payload": lambda: [names(index.search(x, 10)) for x in q],
+        "raw engine, requests made beforehand": lambda: [read(same.query(r)) for r in prebuilt],
+        "raw engine, a request made per query": lambda: [read(same.query(request(x))) for x in q_online],
+        "raw engine on its own build": lambda: [read(raw.query(r)) for r in prebuilt],
     }
     for run in runs.values():  # warm every side
         run()
@@ -245,10 +260,10 @@ def run_size(n: int, queries: int, changes: int, workdir: Path, say: Tee) -> dic
     row_of = {pid: i for i, pid in enumerate(data.product_ids())}
     rec = {}
     for name, res in results.items():
-        if name.startswith("raw"):
-            found = [[p.id for p in hits] for hits in res]
+        if name.startswith("raw"):  # both shards number points by input row
+            found = res
         else:
-            found = [[row_of[h.product_id] for h in hits] for hits in res]
+            found = [[row_of[pid] for pid in pids] for pids in res]
         rec[name] = recall(found, truth_full if "two-stage" in name else truth)
     for name in runs:
         say(f"{name:40s} recall@10 {rec[name]:.4f}  queries/s {qps[name]:9,.0f}")
@@ -260,6 +275,7 @@ def run_size(n: int, queries: int, changes: int, workdir: Path, say: Tee) -> dic
             f"{target:.4f}; {r['qps_at_target'] or 0:,.0f} queries/s read off the curve at exactly that recall)")
         say(f"  {name} (ef, recall@10, queries/s): " + ", ".join(map(str, r["curve"])))
     raw.close()
+    same.close()
 
     hnswlib_qps = libs["hnswlib"]["qps_at_target"] or libs["hnswlib"]["qps_1"]
     ratios = {

@@ -116,12 +116,14 @@ def split_vectors(
 
 def query_vectors(queries: Any, full_dim: int, online_dim: int, *, online_alone: bool) -> tuple[np.ndarray, np.ndarray]:
     """Checked, normalised search queries: the full vectors and their online prefixes, as one-row-or-more
-    matrices. ``online_alone`` also takes vectors of just ``online_dim`` floats (then both are those)."""
+    matrices. ``online_alone`` (a search of the online stage alone) also takes vectors of just ``online_dim``
+    floats, and may hand back the full vectors checked but not normalised: that search never reads them."""
     if type(queries) is np.ndarray and queries.shape == (full_dim,) and queries.dtype == np.float32:
         # the serving path, one float32 vector: two dot products decide it is finite and not zero
         whole, part = float(np.dot(queries, queries)), float(np.dot(queries[:online_dim], queries[:online_dim]))
         if math.isfinite(whole) and whole >= 1e-24 and part >= 1e-24:
-            return (queries * (1.0 / math.sqrt(whole)))[None], (queries[:online_dim] * (1.0 / math.sqrt(part)))[None]
+            full = queries[None] if online_alone else (queries * (1.0 / math.sqrt(whole)))[None]
+            return full, (queries[:online_dim] * (1.0 / math.sqrt(part)))[None]
     arr = as_matrix(queries, (full_dim, online_dim) if online_alone else (full_dim,), what="query")
     if arr.shape[1] == full_dim:
         return split_vectors(arr, online_dim, what="query")
