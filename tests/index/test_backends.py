@@ -196,6 +196,11 @@ def test_empty_index_says_build_first(
         (np.zeros(300), {}, "expected vectors of 512 floats"),
         (np.full(512, np.nan), {}, "NaN"),
         (np.zeros(512), {}, "all-zero"),
+        # float32, the serving path's own quick check
+        (np.where(np.arange(512) == 400, np.nan, 1.0).astype(np.float32), {"mode": "hnsw"}, "NaN"),
+        (np.where(np.arange(512) == 7, np.inf, 1.0).astype(np.float32), {}, "NaN or infinite"),
+        (np.zeros(512, np.float32), {}, "all-zero"),
+        (np.where(np.arange(512) < 128, 0.0, 1.0).astype(np.float32), {"mode": "hnsw"}, "first 128 dims.*all-zero"),
         (np.ones(128), {}, "expected vectors of 512 floats"),  # the online slice is for mode=hnsw only
         (np.ones(512), {"mode": "fuzzy"}, "unknown search mode"),
         (np.ones(512), {"k": 0}, "k must be"),
@@ -208,6 +213,14 @@ def test_empty_index_says_build_first(
 def test_bad_queries_are_refused(built: VectorIndex, query: object, kwargs: dict, needle: str) -> None:
     with pytest.raises(InvalidArgumentError, match=needle):
         built.search(query, **kwargs)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # numpy says so on the way
+def test_huge_but_finite_queries_are_searched_not_zeroed(built: VectorIndex, emb: SyntheticEmbeddings) -> None:
+    # squares of 1e30 overflow float32: the vector is scaled down first, not divided by an infinite norm
+    for query in (emb.vectors[5].astype(np.float32) * 1e30, np.stack([emb.vectors[5], emb.vectors[6]]) * 1e30):
+        hits = built.search_batch(query, k=1, mode="exact")
+        assert hits[0][0].product_id == emb.product_ids()[5] and hits[0][0].score == pytest.approx(1.0, abs=1e-2)
 
 
 def test_bad_filters_and_articles_are_refused(built: VectorIndex) -> None:
