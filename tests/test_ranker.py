@@ -83,6 +83,35 @@ def test_train_and_eval_ranker_through_the_cli(tiny_models, tiny_synth, tmp_path
     r = cli(root, "eval", "ranker", "--data", str(tmp_path / "nope"), "--json")
     assert r.returncode != 0 and "nope" in r.stderr and "Traceback" not in r.stderr
 
+    # the service's own event log: what the ranker saw of each shown product, and what shoppers did with it
+    from visearch.events import Event, EventLog, ServedRequest
+
+    rng = np.random.default_rng(0)
+    log = EventLog(root / "data" / "served.db")
+    events = []
+    for r in range(80):
+        rid, products = f"r{r:03d}", [f"p{r:03d}-{j}" for j in range(8)]
+        X = rng.random((8, len(FEATURES))).astype(np.float32)  # similarity (column 0) unrelated to what shoppers want
+        log.remember(ServedRequest(rid, f"u{r % 7}", "default", "control", tuple(products),
+                                   {p: [*map(float, x), 0.0] for p, x in zip(products, X, strict=True)}))
+        for j, p in enumerate(products):
+            events.append(Event("impression", rid, p, j + 1, "control"))
+            if X[j, FEATURES.index("rating")] > 0.7:  # shoppers click the well rated
+                events.append(Event("click", rid, p, j + 1, "control"))
+    log.append(events)
+    log.close()
+    r = cli(root, "train", "ranker", "--events", str(root / "data" / "served.db"), "--recipe", "tiny", "--quiet")
+    assert r.returncode == 0, r.stderr[-3000:]
+    card = json.loads(cli(root, "models", "show", "models:/visearch-ranker/2", "--json").stdout)["card"]
+    assert card["data"]["path"].endswith("served.db") and "--events" in card["command"]
+    assert card["serving_ranker"] == "visearch-ranker/1" and card["val_split"] == "test"
+    held_out = card["val_metrics"]
+    assert held_out["n_queries"] == 12  # the newest 15% of 80 requests
+    assert held_out["ranker"]["ndcg@10"] > held_out["similarity"]["ndcg@10"] + 0.1
+    for args in (["--data", str(tiny_synth), "--events", str(root / "data" / "served.db")], ["--events", str(root / "nope.db")]):
+        r = cli(root, "train", "ranker", *args, "--recipe", "tiny", "--quiet")
+        assert r.returncode != 0 and "Traceback" not in r.stderr and r.stderr.strip(), r.stderr
+
     # search reorders its candidates with the registered ranker
     from visearch.config import Settings
     from visearch.ranking.apply import RankContext

@@ -11,6 +11,7 @@ train-split queries train, val-split ones pick the number of rounds, test-split 
 
 from __future__ import annotations
 
+import shlex
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,10 +29,11 @@ from visearch.progress import track
 from visearch.ranking.features import Candidate, CatalogStats, candidate_features, online_similarity
 from visearch.ranking.ranker import Ranker, mrr, ndcg_at
 from visearch.registry import ModelStore, pin_model
-from visearch.registry.card import ModelCard, data_provenance, train_command
+from visearch.registry.card import DataProvenance, ModelCard, data_provenance, train_command
 from visearch.registry.recorder import ModelRecorder
 
-__all__ = ["RankerRecipe", "RECIPES", "MODEL_NAME", "SessionGroups", "session_groups", "train_ranker", "eval_ranker"]
+__all__ = ["RankerRecipe", "RECIPES", "MODEL_NAME", "SessionGroups", "session_groups", "log_groups", "train_ranker",
+           "eval_ranker"]
 
 MODEL_NAME = "visearch-ranker"
 
@@ -151,6 +153,70 @@ def session_groups(data: Path, settings: Settings, progress: bool = True) -> tup
     return out, stats, counts
 
 
+#: shares of the service's own log, oldest first: a ranker learns from earlier traffic and is judged on later
+LOG_SPLITS = (("train", 0.7), ("val", 0.15), ("test", 0.15))
+_LABEL = {"click": 1, "add_to_cart": 1, "order": 1}
+
+
+def log_groups(events: Path, settings: Settings) -> tuple[dict[str, SessionGroups], CatalogStats, dict[str, Any]]:
+    """The service's own event log as query groups: each answered request a ranker ordered (what it saw of each
+    product was kept) and whose results were shown (impressions); the label is what the shopper did with each
+    shown product (0 shown, 1 clicked, 2 carted, 3 ordered). Split by time (:data:`LOG_SPLITS`). The catalog
+    statistics are the serving ranker's: the logged features were computed with them."""
+    from visearch.events import EventLog
+    from visearch.ranking.features import FEATURES
+    from visearch.ranking.ranker import ranker_ref
+
+    path = Path(events)
+    if not path.is_file():
+        raise DatasetError(f"{path}: no event log there (the service writes <data_dir>/events.db)")
+    ref = ranker_ref(settings)
+    if ref is None:
+        raise DatasetError("the log's features were computed by a registered ranker, and none is: train one on a "
+                           "WB-Synth set first (visearch train ranker --data DIR --alias champion)")
+    stats = Ranker.from_ref(ref, settings).stats
+    log = EventLog(path)
+    try:
+        shown: dict[str, dict[str, int]] = {}  # request -> product -> label
+        after = 0
+        while rows := list(log.read(after=after, limit=50_000)):
+            for r in rows:
+                if r["type"] == "impression":
+                    shown.setdefault(r["request_id"], {}).setdefault(r["product_id"], 0)
+            for r in rows:
+                if r["type"] in _LABEL and r["product_id"] in shown.get(r["request_id"], {}):
+                    shown[r["request_id"]][r["product_id"]] += _LABEL[r["type"]]
+            after = rows[-1]["seq"]
+        requests = [req for req, _ in log.ranked() if req.request_id in shown]
+    finally:
+        log.close()
+    width = len(FEATURES)
+    groups, stale = [], 0
+    for req in requests:
+        labels = {p: min(y, 3) for p, y in shown[req.request_id].items() if p in req.inputs}
+        if len(labels) < 2:
+            continue
+        if any(len(req.inputs[p]) != width + 1 for p in labels):  # logged by a version with other features
+            stale += 1
+            continue
+        X = np.array([req.inputs[p][:width] for p in labels], np.float32)
+        groups.append((req.request_id, X, np.array(list(labels.values()), np.float32)))
+    if len(groups) < 10:
+        raise DatasetError(f"{path}: {len(groups)} ranked requests with at least two impressions; a ranker needs more "
+                           "traffic (let shoppers use the service, or drive it: visearch simulate)")
+    out, start = {}, 0
+    for i, (split, share) in enumerate(LOG_SPLITS):
+        end = len(groups) if i == len(LOG_SPLITS) - 1 else start + int(round(share * len(groups)))
+        part = groups[start:end]
+        start = end
+        if part:
+            out[split] = SessionGroups(np.concatenate([g[1] for g in part]), np.concatenate([g[2] for g in part]),
+                                       [len(g[2]) for g in part], [g[0] for g in part])
+    counts = {"requests": len(groups), "requests_with_other_features": stale, "serving_ranker": pin_model(ref, settings).label,
+              **{f"{s}_requests": len(g.groups) for s, g in out.items()}}
+    return out, stats, counts
+
+
 def figures(ranker: Ranker, groups: SessionGroups, k: int = 10) -> dict[str, Any]:
     """NDCG@k and MRR of the ranker's order and of similarity order on the same query groups."""
     ours = {"ndcg@10": [], "mrr": []}
@@ -168,16 +234,28 @@ def figures(ranker: Ranker, groups: SessionGroups, k: int = 10) -> dict[str, Any
     return result
 
 
-def train_ranker(data: Path, settings: Settings, recipe: str = "quick", alias: str | None = None,
-                 progress: bool = True) -> ModelCard:
-    """Train ``recipe`` on the sessions of ``data``; registers a version whose card gives its test figures."""
+def train_ranker(data: Path | None, settings: Settings, recipe: str = "quick", alias: str | None = None,
+                 progress: bool = True, events: Path | None = None) -> ModelCard:
+    """Train ``recipe`` on the sessions of a WB-Synth set (``data``) or on the service's own event log
+    (``events``); registers a version whose card gives its held-out figures."""
+    if (data is None) == (events is None):
+        raise DatasetError("train the ranker on a WB-Synth set (--data DIR) or on the service's event log (--events FILE)")
     rec = pick_recipe(recipe, RECIPES)
     started = time.time()
-    splits, stats, counts = session_groups(data, settings, progress)
+    source = Path(events if events is not None else data)  # type: ignore[arg-type]
+    if events is not None:
+        splits, stats, counts = log_groups(source, settings)
+        provenance = DataProvenance(path=str(source))
+        command = shlex.join(["visearch", "train", "ranker", "--events", str(source), "--recipe", rec.name])
+        trained_on = f"the service's own event log ({counts['requests']} ranked requests with impressions)"
+    else:
+        splits, stats, counts = session_groups(source, settings, progress)
+        provenance, command = data_provenance(source), train_command("ranker", source, rec.name)
+        trained_on = "WB-Synth's simulated sessions (synthetic data)"
     train, val = splits["train"], splits.get("val")
     store = ModelStore(settings)
-    params = {"recipe": rec.name, **{k: v for k, v in asdict(rec).items() if k != "name"}, "data": str(Path(data).resolve()),
-              **counts}
+    params = {"recipe": rec.name, **{k: v for k, v in asdict(rec).items() if k != "name"},
+              ("events" if events is not None else "data"): str(source.resolve()), **counts}
     with ModelRecorder(store, "ranker", f"ranker-{rec.name}", params, tags={"recipe": rec.name}) as recorder:
         every = max(1, rec.rounds // 50)
 
@@ -193,11 +271,11 @@ def train_ranker(data: Path, settings: Settings, recipe: str = "quick", alias: s
         card = ModelCard(
             name=MODEL_NAME, task="ranker", recipe=rec.name, arch="xgboost rank:ndcg (LambdaMART)",
             summary=(f"XGBoost learning-to-rank over search candidates' similarity, price against the category, rating and "
-                     f"reviews, trained on WB-Synth's simulated sessions (synthetic data); recipe '{rec.name}'"),
-            data=data_provenance(data), command=train_command("ranker", data, rec.name),
+                     f"reviews, trained on {trained_on}; recipe '{rec.name}'"),
+            data=provenance, command=command,
             val_split="test" if "test" in splits else "val", val_metrics=results,
-            train_seconds=round(time.time() - started, 1), note=rec.note, embedder=counts["embedder"],
-            online_dim=counts["online_dim"], features=list(ranker.features),
+            train_seconds=round(time.time() - started, 1), note=rec.note, features=list(ranker.features),
+            **{key: counts[key] for key in ("embedder", "online_dim", "serving_ranker") if key in counts},
         )
         return recorder.register(folder, card, alias=alias)
 

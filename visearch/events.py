@@ -157,6 +157,21 @@ class EventLog:
                                              json.loads(inputs) if inputs else {})
         return out
 
+    def ranked(self, page: int = 5_000) -> Iterator[tuple[ServedRequest, float]]:
+        """Every answered request whose order a ranker made (its inputs were kept), in the order answered, with
+        its time."""
+        after = 0
+        while True:
+            with self._lock:
+                rows = self._db.execute("SELECT rowid, request_id, user_id, experiment, variant, products, inputs, ts"
+                                        " FROM requests WHERE inputs IS NOT NULL AND rowid > ? ORDER BY rowid LIMIT ?",
+                                        (after, page)).fetchall()
+            if not rows:
+                return
+            for _, rid, user, exp, variant, products, inputs, ts in rows:
+                yield ServedRequest(rid, user, exp, variant, tuple(json.loads(products)), json.loads(inputs)), float(ts)
+            after = int(rows[-1][0])
+
     def count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])

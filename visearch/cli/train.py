@@ -95,18 +95,22 @@ def classifier(
 
 @train_app.command("ranker")
 def ranker(
-    data: Data,
+    data: Annotated[Path | None, typer.Option("--data", help="WB-Synth data set folder (its simulated sessions)")] = None,
+    events: Annotated[Path | None, typer.Option("--events", help=(
+        "the service's own event log instead (<data_dir>/events.db): ranked requests, their impressions, clicks, "
+        "carts and orders; oldest 70% train, newest 15% judge"))] = None,
     recipe: Annotated[str, typer.Option("--recipe", help="quick (seconds), full (the default bundle's), tiny (smoke test)")] = "quick",
     alias: Alias = None,
     if_missing: IfMissing = False,
     quiet: Quiet = False,
 ) -> None:
-    """Train the XGBoost ranker on a data set's logged sessions and register visearch-ranker (figures: held-out
-    sessions, against similarity order)."""
+    """Train the XGBoost ranker on a data set's logged sessions or on the service's own event log and register
+    visearch-ranker (figures: held-out sessions or the newest traffic, against similarity order)."""
     from training.ranker import MODEL_NAME, RECIPES, train_ranker
 
     run_training(MODEL_NAME, RECIPES, recipe, alias, if_missing,
-                 lambda settings: train_ranker(data, settings, recipe=recipe, alias=alias, progress=not quiet))
+                 lambda settings: train_ranker(data, settings, recipe=recipe, alias=alias, progress=not quiet,
+                                               events=events))
 
 
 @train_app.command("tags")
