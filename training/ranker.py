@@ -155,7 +155,7 @@ def session_groups(data: Path, settings: Settings, progress: bool = True) -> tup
 
 #: shares of the service's own log, oldest first: a ranker learns from earlier traffic and is judged on later
 LOG_SPLITS = (("train", 0.7), ("val", 0.15), ("test", 0.15))
-_LABEL = {"click": 1, "add_to_cart": 1, "order": 1}
+_ACTS = frozenset({"click", "add_to_cart", "order"})  # each adds one to a shown product's label
 
 
 def log_groups(events: Path, settings: Settings) -> tuple[dict[str, SessionGroups], CatalogStats, dict[str, Any]]:
@@ -184,8 +184,8 @@ def log_groups(events: Path, settings: Settings) -> tuple[dict[str, SessionGroup
                 if r["type"] == "impression":
                     shown.setdefault(r["request_id"], {}).setdefault(r["product_id"], 0)
             for r in rows:
-                if r["type"] in _LABEL and r["product_id"] in shown.get(r["request_id"], {}):
-                    shown[r["request_id"]][r["product_id"]] += _LABEL[r["type"]]
+                if r["type"] in _ACTS and r["product_id"] in shown.get(r["request_id"], {}):
+                    shown[r["request_id"]][r["product_id"]] += 1
             after = rows[-1]["seq"]
         requests = [req for req, _ in log.ranked() if req.request_id in shown]
     finally:

@@ -99,6 +99,14 @@ def check_events(events: Sequence[Event], served: dict[str, ServedRequest]) -> l
     return problems
 
 
+_SERVED = "request_id, user_id, experiment, variant, products, inputs"  # the columns _served reads, in order
+
+
+def _served(row: Sequence[Any]) -> ServedRequest:
+    rid, user, exp, variant, products, inputs = row[:6]
+    return ServedRequest(rid, user, exp, variant, tuple(json.loads(products)), json.loads(inputs) if inputs else {})
+
+
 class EventLog:
     """Append-only events in SQLite (WAL); safe to share between threads of one process."""
 
@@ -150,11 +158,10 @@ class EventLog:
         with self._lock:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
-                rows = self._db.execute(f"SELECT request_id, user_id, experiment, variant, products, inputs FROM requests"
+                rows = self._db.execute(f"SELECT {_SERVED} FROM requests"
                                         f" WHERE request_id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
-                for rid, user, exp, variant, products, inputs in rows:
-                    out[rid] = ServedRequest(rid, user, exp, variant, tuple(json.loads(products)),
-                                             json.loads(inputs) if inputs else {})
+                for row in rows:
+                    out[row[0]] = _served(row)
         return out
 
     def ranked(self, page: int = 5_000) -> Iterator[tuple[ServedRequest, float]]:
@@ -163,14 +170,13 @@ class EventLog:
         after = 0
         while True:
             with self._lock:
-                rows = self._db.execute("SELECT rowid, request_id, user_id, experiment, variant, products, inputs, ts"
-                                        " FROM requests WHERE inputs IS NOT NULL AND rowid > ? ORDER BY rowid LIMIT ?",
-                                        (after, page)).fetchall()
+                rows = self._db.execute(f"SELECT {_SERVED}, ts, rowid FROM requests WHERE inputs IS NOT NULL AND rowid > ?"
+                                        " ORDER BY rowid LIMIT ?", (after, page)).fetchall()
             if not rows:
                 return
-            for _, rid, user, exp, variant, products, inputs, ts in rows:
-                yield ServedRequest(rid, user, exp, variant, tuple(json.loads(products)), json.loads(inputs)), float(ts)
-            after = int(rows[-1][0])
+            for row in rows:
+                yield _served(row), float(row[-2])
+            after = int(rows[-1][-1])
 
     def count(self) -> int:
         with self._lock:

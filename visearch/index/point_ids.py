@@ -56,13 +56,6 @@ class PointIds:
             f.flush()
             os.fsync(f.fileno())
 
-    def copy(self) -> PointIds:
-        return PointIds(None if self.names is None else list(self.names))
-
-    @property
-    def numbered(self) -> bool:
-        return self.names is not None
-
     def _index(self) -> dict[str, int]:
         # built on first use only: a process that only searches never needs it
         if self._rows is None:

@@ -102,11 +102,6 @@ def split_vectors(
     error: type[VisearchError] = InvalidArgumentError,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Normalised full vectors and their re-normalised MRL prefix of ``online_dim`` dims."""
-    if len(full) == 1:  # one query: scalar maths, a third of the numpy calls
-        row, prefix = full[0], full[0, :online_dim]
-        whole, part = float(np.dot(row, row)), float(np.dot(prefix, prefix))
-        if math.isfinite(whole) and whole >= 1e-24 and part >= 1e-24:
-            return full * (1.0 / math.sqrt(whole)), full[:, :online_dim] * (1.0 / math.sqrt(part))
     full_n = normalise_rows(full, what=what, ids=ids, error=error)
     online = normalise_rows(
         np.ascontiguousarray(full_n[:, :online_dim]), what=f"{what} (first {online_dim} dims)", ids=ids, error=error
