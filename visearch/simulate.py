@@ -97,8 +97,7 @@ def simulate(url: str, data: Path, users: int, *, searches: int = 2, split: str 
         raise InvalidArgumentError(f"--users and --searches must be at least 1, got {users} and {searches}")
     photos = _photos(data, split)
     cat = read_catalog(data, columns=["product_id", "model_id", "category_id", "price", "rating", "reviews_count"]).to_pydict()
-    items = {pid: ShopItem(pid, cat["model_id"][i], int(cat["category_id"][i]), float(cat["price"][i]),
-                           float(cat["rating"][i]), int(cat["reviews_count"][i])) for i, pid in enumerate(cat["product_id"])}
+    items = ShopItem.by_id(cat)
     report = SimulationReport()
     lock = threading.Lock()
     seen_variant: dict[str, str] = {}

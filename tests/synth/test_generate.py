@@ -17,7 +17,7 @@ from visearch.synth import check_dataset, generate
 from visearch.synth.catalog import sample_products
 from visearch.synth.render import render_product
 from visearch.synth.scenes import warp_sprite
-from visearch.synth.sessions import simulate_sessions
+from visearch.synth.sessions import ShopItem, act_chances, expected_gain, shopper_acts, simulate_sessions
 from visearch.synth.vocab import CATEGORIES, COLOURS, MATERIALS, PATTERNS
 
 SMALL = SynthSettings(gallery_size=96, scene_size=192, sessions_per_product=0.5)
@@ -156,6 +156,19 @@ def test_sessions_follow_relevance():
     added, ordered = np.array(ev["added_to_cart"]), np.array(ev["ordered"])
     assert not (added & ~clicked).any() and not (ordered & ~added).any()
     assert ordered.sum() > 0
+
+
+def test_shoppers_act_by_the_chances_the_best_order_reads():
+    item = ShopItem("p1", "m1", 0, CATEGORIES[0].base_price, 4.5, 120)
+    click, cart, order = act_chances(2, item, 3)
+    rng = np.random.default_rng(5)
+    acts = np.array([shopper_acts(2, item, 3, rng) for _ in range(20_000)])
+    assert abs(acts[:, 0].mean() - click) < 4 * np.sqrt(click * (1 - click) / len(acts))
+    assert abs(acts[acts[:, 0], 1].mean() - cart) < 0.05
+    gains = [expected_gain(rel, item, 10) for rel in (0, 1, 2, 3)]
+    assert gains == sorted(gains) and gains[0] > 0, "more relevant, more expected gain"
+    dearer = ShopItem("p2", "m1", 0, 2 * CATEGORIES[0].base_price, 4.5, 120)
+    assert expected_gain(2, dearer, 10) < gains[2], "the same product, dearer, is bought less"
 
 
 @pytest.mark.parametrize(

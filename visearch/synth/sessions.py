@@ -16,7 +16,8 @@ import numpy as np
 from visearch.synth.catalog import Product
 from visearch.synth.vocab import CATEGORIES
 
-__all__ = ["simulate_sessions", "EVENT_COLUMNS", "RELEVANCE", "ShopItem", "relevance", "shopper_acts"]
+__all__ = ["simulate_sessions", "EVENT_COLUMNS", "RELEVANCE", "ShopItem", "relevance", "act_chances", "shopper_acts",
+           "expected_gain"]
 
 RELEVANCE = {"exact": 3, "variant": 2, "category": 1, "other": 0}
 EVENT_COLUMNS = (
@@ -45,6 +46,13 @@ class ShopItem:
     def of(cls, p: Product) -> ShopItem:
         return cls(p.product_id, p.model_id, p.look.category, p.price, p.rating, p.reviews_count)
 
+    @classmethod
+    def by_id(cls, catalog: dict[str, list]) -> dict[str, ShopItem]:
+        """Every product of a catalog's columns (``products.parquet`` as a dict of lists), by id."""
+        return {pid: cls(pid, str(catalog["model_id"][i]), int(catalog["category_id"][i]), float(catalog["price"][i]),
+                         float(catalog["rating"][i]), int(catalog["reviews_count"][i]))
+                for i, pid in enumerate(catalog["product_id"])}
+
 
 def relevance(shown: ShopItem, query: ShopItem) -> int:
     """How well ``shown`` answers a query for ``query``: the same product, a variant, the same category, other."""
@@ -57,18 +65,34 @@ def relevance(shown: ShopItem, query: ShopItem) -> int:
     return RELEVANCE["other"]
 
 
-def shopper_acts(rel: int, item: ShopItem, position: int, rng: np.random.Generator) -> tuple[bool, bool, bool]:
-    """Whether a shopper shown ``item`` at ``position`` (1-based) clicks, adds it to the cart, orders it.
-
-    The one model of shopper behaviour: the logged sessions and the simulated shoppers that drive the
-    running service (``visearch simulate``) both act by it.
-    """
+def act_chances(rel: int, item: ShopItem, position: int) -> tuple[float, float, float]:
+    """The chances that a shopper shown ``item`` at ``position`` (1-based) clicks it, puts it in the cart once
+    clicked, and orders it once in the cart: the one model of shopper behaviour. The logged sessions and the
+    simulated shoppers that drive the running service (``visearch simulate``) both act by it, and
+    :func:`expected_gain` reads the best possible order of a session off it."""
     price_ratio = np.log(item.price / CATEGORIES[item.category_id].base_price)
     z = -3.2 + 1.3 * rel - 0.9 * price_ratio + 0.7 * (item.rating - 4.2) + 0.12 * np.log1p(item.reviews_count) - 0.12 * position
-    clicked = bool(rng.random() < _sigmoid(z))
-    added = clicked and bool(rng.random() < _sigmoid(-1.0 + 0.6 * (rel == 3) + 0.6 * (item.rating - 4.2) - 0.8 * price_ratio))
-    ordered = added and bool(rng.random() < _sigmoid(0.3 - 0.5 * price_ratio))
+    cart = _sigmoid(-1.0 + 0.6 * (rel == 3) + 0.6 * (item.rating - 4.2) - 0.8 * price_ratio)
+    return float(_sigmoid(z)), float(cart), float(_sigmoid(0.3 - 0.5 * price_ratio))
+
+
+def shopper_acts(rel: int, item: ShopItem, position: int, rng: np.random.Generator) -> tuple[bool, bool, bool]:
+    """Whether a shopper shown ``item`` at ``position`` (1-based) clicks, adds it to the cart, orders it."""
+    click, cart, order = act_chances(rel, item, position)
+    clicked = bool(rng.random() < click)
+    added = clicked and bool(rng.random() < cart)
+    ordered = added and bool(rng.random() < order)
     return clicked, added, ordered
+
+
+def expected_gain(rel: int, item: ShopItem, positions: int) -> float:
+    """The expected DCG gain (2^label - 1, label = clicked + carted + ordered) of showing ``item``, the position
+    averaged over 1..``positions``: ordering a session by it is the best any ranker can do on average."""
+    total = 0.0
+    for position in range(1, positions + 1):
+        click, cart, order = act_chances(rel, item, position)
+        total += click * ((1 - cart) * 1 + cart * ((1 - order) * 3 + order * 7))
+    return total / positions
 
 
 def simulate_sessions(products: list[Product], n_sessions: int, per_session: int, rng: np.random.Generator) -> dict[str, list]:
