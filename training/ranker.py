@@ -28,10 +28,10 @@ from visearch.errors import DatasetError
 from visearch.progress import track
 from visearch.ranking.features import Candidate, CatalogStats, candidate_features, online_similarity
 from visearch.ranking.ranker import Ranker, mrr, ndcg_at
-from visearch.synth.sessions import ShopItem, expected_gain
 from visearch.registry import ModelStore, pin_model
 from visearch.registry.card import DataProvenance, ModelCard, data_provenance, train_command
 from visearch.registry.recorder import ModelRecorder
+from visearch.synth.sessions import ShopItem, expected_gain
 
 __all__ = ["RankerRecipe", "RECIPES", "MODEL_NAME", "SessionGroups", "session_groups", "log_groups", "train_ranker",
            "eval_ranker"]
