@@ -44,7 +44,7 @@ from _report import Tee
 
 from visearch.config import Settings
 from visearch.index import ChangeSet, open_index
-from visearch.index.edge import EdgeIndex
+from visearch.index.edge import EdgeIndex, search_params
 from visearch.index.evaluate import PASSES
 from visearch.index.metrics import exact_topk, recall_at_k
 from visearch.index.synthetic import SyntheticEmbeddings, clustered_embeddings
@@ -224,7 +224,7 @@ def run_size(n: int, queries: int, changes: int, workdir: Path, say: Tee) -> dic
         say(f"build, {name} (fp32): {seconds:.1f} s")
 
     # ---- one thread: the project's index and the raw engine at the same settings
-    params = qe.SearchParams(hnsw_ef=s.ef)
+    params = search_params(s.ef, s.quantization != "none", True, s.oversampling)  # the index's own, int8 or not
 
     def request(x: np.ndarray) -> Any:
         return qe.QueryRequest(limit=10, query=qe.Query.Nearest(x, using="online"), params=params, with_payload=False)

@@ -181,7 +181,14 @@ class IndexSettings(BaseModel):
     hnsw_ef_construct: int = Field(100, ge=8)
     ef: int = Field(64, ge=1, description="HNSW search breadth")
     rescore_limit: int = Field(100, ge=1, description="candidates stage 1 hands to the 512-d rescore")
-    quantization: Literal["none", "int8"] = "none"
+    quantization: Literal["none", "int8"] = Field(
+        "none", description="int8: the HNSW walk compares int8 copies of the online vectors (quantile 0.99), kept in RAM "
+        "beside the fp16 ones; stored with each version built"
+    )
+    oversampling: float = Field(
+        3.0, ge=1.0, le=16.0, description="int8, HNSW mode: the quantized walk finds this many candidates per result "
+        "wanted, and their fp16 vectors order them (without it int8 recall stops near 0.94)"
+    )
     keep_versions: int = Field(2, ge=1, description="built versions kept on disk for rollback")
     full_scan_threshold_kb: int = Field(
         10000, ge=1, description="vector KB below which a segment or filtered subset is brute-forced, not walked by HNSW"

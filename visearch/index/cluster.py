@@ -138,8 +138,10 @@ class ClusterIndex(VectorIndex[str]):
         flt = self._filter(plan.filter)
         payload: Any = True if plan.with_payload else ["product_id"]
         quantized = self._info.quantization != "none"
-        # stage 1 of two-stage needs no rescore of its own: stage 2 rescores with the full vector
-        quant = models.QuantizationSearchParams(rescore=plan.mode == "hnsw") if quantized else None
+        # as the embedded backend: HNSW mode oversamples and rescores; stage 1 of two-stage leaves that to stage 2
+        hnsw_only = plan.mode == "hnsw"
+        oversampling = self.settings.oversampling if hnsw_only else None
+        quant = models.QuantizationSearchParams(rescore=hnsw_only, oversampling=oversampling) if quantized else None
         params = models.SearchParams(hnsw_ef=plan.ef, quantization=quant)
         requests = []
         for i in range(len(online)):
