@@ -9,8 +9,8 @@ For each size, in one run on the same clustered vectors (:mod:`visearch.index.sy
   payloads, graph), the raw ``qdrant-edge-py`` engine with the same configuration (the same
   ``EdgeConfig``, vectors, payloads and payload indexes, integer point ids, no checks),
   hnswlib and faiss (fp32 HNSW, the same m / ef_construct);
-* queries on one thread, best of three passes taken in turn (work sharing the machine disturbs
-  every side alike): the project's index one query at a time (HNSW stage only, ids only and
+* queries on one thread, best of three passes taken in turn, each right after an untimed pass of
+  its own (work sharing the machine disturbs every side alike; the side before it does not): the project's index one query at a time (HNSW stage only, ids only and
   with payload), 64 queries a call (``search_batch``), two-stage; the raw engine at the same
   ``ef`` on the very files the index serves (the same graph: a multi-threaded build is not
   repeatable, and two builds' graphs differ by more than the layer costs), with requests made
@@ -63,11 +63,17 @@ def recall(found: list[list[Any]], truth: np.ndarray) -> float:
 
 
 def best_of(runs: dict[str, Callable[[], Any]], n: int) -> tuple[dict[str, float], dict[str, Any]]:
-    """Queries per second of each run, best of PASSES passes taken in turn; each run's last result."""
+    """Queries per second of each run, best of PASSES passes taken in turn; each run's last result.
+
+    Each timed pass follows an untimed one of the same run: the run before it filled the CPU caches
+    with its own graph and vectors (two shards of the same files hold separate copies in RAM), and a
+    server answering from one index all day does not pay that.
+    """
     seconds = {name: float("inf") for name in runs}
     results: dict[str, Any] = {}
     for _ in range(PASSES):
         for name, run in runs.items():
+            run()
             start = time.perf_counter()
             results[name] = run()
             seconds[name] = min(seconds[name], time.perf_counter() - start)
@@ -79,7 +85,6 @@ def sweep(one: Callable[[np.ndarray, int], list[list[Any]]], queries: np.ndarray
     """Raise ef until recall@10 reaches ``target``; qps one query at a time at that ef."""
     curve = []
     for ef in EF_SWEEP:
-        one(queries[:50], ef)  # warm
         qps, res = best_of({"one": lambda ef=ef: one(queries, ef)}, len(queries))
         rec = recall(res["one"], truth)
         curve.append((ef, rec, qps["one"]))
@@ -259,8 +264,6 @@ def run_size(n: int, queries: int, changes: int, workdir: Path, say: Tee) -> dic
             for points in same.query_batch(qe.QueryBatchRequest(prebuilt[i : i + BATCH]))
         ],
     }
-    for run in runs.values():  # warm every side
-        run()
     qps, results = best_of(runs, len(q))
     row_of = {pid: i for i, pid in enumerate(data.product_ids())}
     rec = {}
