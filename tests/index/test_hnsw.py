@@ -1,4 +1,4 @@
-"""The embedded engine's real HNSW path (forced on small data), int8 quantization, a 256-d slice."""
+"""The embedded engine's real HNSW path (forced on small data): int8 (the default) and fp16, a 256-d slice."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ def _recall(
 
 @pytest.mark.parametrize(
     ("settings", "floor"),
-    [({}, 0.95), ({"quantization": "int8"}, 0.95), ({"online_dim": 256}, 0.95)],
-    ids=["fp16", "int8 (oversampled, rescored)", "256d"],
+    [({"quantization": "none"}, 0.95), ({}, 0.95), ({"online_dim": 256}, 0.95)],
+    ids=["fp16", "int8 (the default: oversampled, rescored)", "256d"],
 )
 def test_hnsw_recall(
     make_index: Callable[..., VectorIndex], emb: SyntheticEmbeddings, settings: dict, floor: float
@@ -52,10 +52,10 @@ def test_hnsw_recall(
     parts = {c.name: c for c in index.stats().components}
     assert parts["hnsw graph"].bytes > 0 and parts["hnsw graph"].resident == "ram"
     assert parts["full vectors (fp16)"].resident == "disk"
-    if settings.get("quantization") == "int8":
-        assert any("quantized" in name for name in parts)
+    quantization = settings.get("quantization", "int8")
+    assert any("quantized" in name for name in parts) == (quantization == "int8")
     info = index.current_version()
-    assert info is not None and info.online_dim == dim and info.quantization == settings.get("quantization", "none")
+    assert info is not None and info.online_dim == dim and info.quantization == quantization
 
 
 def test_int8_needs_its_oversampling(make_index: Callable[..., VectorIndex], emb: SyntheticEmbeddings) -> None:
