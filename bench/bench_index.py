@@ -10,8 +10,9 @@ For each size, in one run on the same clustered vectors (:mod:`visearch.index.sy
   ``EdgeConfig``, vectors, payloads and payload indexes, integer point ids, no checks),
   hnswlib and faiss (fp32 HNSW, the same m / ef_construct);
 * queries on one thread, best of three passes taken in turn, each right after an untimed pass of
-  its own (work sharing the machine disturbs every side alike; the side before it does not): the project's index one query at a time (HNSW stage only, ids only and
-  with payload), 64 queries a call (``search_batch``), two-stage; the raw engine at the same
+  its own (work sharing the machine disturbs every side alike; the side before it does not): the
+  project's index one query at a time (HNSW stage only, ids only and with payload), 64 queries a
+  call (``search_batch``), two-stage; the raw engine at the same
   ``ef`` on the very files the index serves (the same graph: a multi-threaded build is not
   repeatable, and two builds' graphs differ by more than the layer costs), with requests made
   before the clock starts and made per query as a caller must, and on its own build; hnswlib and faiss one query at a time with ``ef`` raised until they reach the

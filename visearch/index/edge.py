@@ -67,8 +67,9 @@ def search_params(ef: int, quantized: bool, hnsw_only: bool, oversampling: float
     orders those by the stored vectors; stage 1 of a two-stage search needs neither: stage 2 rescores its
     candidates with the full vector.
     """
-    quant = (qe.QuantizationSearchParams(rescore=True, oversampling=oversampling) if hnsw_only
-             else qe.QuantizationSearchParams(rescore=False)) if quantized else None
+    if not quantized:
+        return qe.SearchParams(hnsw_ef=ef)
+    quant = qe.QuantizationSearchParams(rescore=hnsw_only, oversampling=oversampling if hnsw_only else None)
     return qe.SearchParams(hnsw_ef=ef, quantization=quant)
 
 

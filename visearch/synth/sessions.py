@@ -8,6 +8,7 @@ position bias of a list, so a ranker trained on the log has something real to le
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -85,9 +86,11 @@ def shopper_acts(rel: int, item: ShopItem, position: int, rng: np.random.Generat
     return clicked, added, ordered
 
 
+@functools.lru_cache(maxsize=65_536)
 def expected_gain(rel: int, item: ShopItem, positions: int) -> float:
     """The expected DCG gain (2^label - 1, label = clicked + carted + ordered) of showing ``item``, the position
-    averaged over 1..``positions``: ordering a session by it is the best any ranker can do on average."""
+    averaged over 1..``positions``: ordering a session by it is the best any ranker can do on average.
+    Cached: a session log shows each product to many queries, at a few relevances."""
     total = 0.0
     for position in range(1, positions + 1):
         click, cart, order = act_chances(rel, item, position)
