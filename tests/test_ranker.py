@@ -130,3 +130,13 @@ def test_train_and_eval_ranker_through_the_cli(tiny_models, tiny_synth, tmp_path
     similarity = plain.search(query, 50)
     assert {h.product_id for h in ranked[0]} <= {h.product_id for h in similarity[0]}, "reordered, not replaced"
     searcher.close(), plain.close()
+
+    # more catalogs' train-split sessions (here the same set again): learnt from, while the figures stay on --data
+    r = cli(root, "train", "ranker", "--data", str(tiny_synth), "--also", str(tiny_synth), "--recipe", "tiny", "--quiet")
+    assert r.returncode == 0, r.stderr[-3000:]
+    shown = json.loads(cli(root, "models", "show", "models:/visearch-ranker/3", "--json").stdout)
+    card, first = shown["card"], json.loads(cli(root, "models", "show", "models:/visearch-ranker/1", "--json").stdout)["card"]
+    assert card["command"].endswith(f"--also {tiny_synth}") and "2 catalogs" in card["summary"]
+    assert card["val_metrics"]["n_queries"] == first["val_metrics"]["n_queries"], "judged on --data's held-out sessions alone"
+    r = cli(root, "train", "ranker", "--events", str(root / "data" / "served.db"), "--also", str(tiny_synth), "--quiet")
+    assert r.returncode != 0 and "--also" in r.stderr and "Traceback" not in r.stderr

@@ -14,6 +14,7 @@ from __future__ import annotations
 import shlex
 import time
 from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,13 @@ class SessionGroups:
     groups: list[int]
     sessions: list[str]
     best: np.ndarray | None = None
+
+    @classmethod
+    def concat(cls, parts: Sequence[SessionGroups]) -> SessionGroups:
+        """Several sets' groups as one (a ranker learning from several catalogs)."""
+        best = None if any(p.best is None for p in parts) else np.concatenate([p.best for p in parts])  # type: ignore[misc]
+        return cls(np.concatenate([p.X for p in parts]), np.concatenate([p.y for p in parts]),
+                   [n for p in parts for n in p.groups], [s for p in parts for s in p.sessions], best)
 
     def spans(self) -> list[slice]:
         out, at = [], 0
@@ -246,11 +254,14 @@ def figures(ranker: Ranker, groups: SessionGroups, k: int = 10) -> dict[str, Any
 
 
 def train_ranker(data: Path | None, settings: Settings, recipe: str = "quick", alias: str | None = None,
-                 progress: bool = True, events: Path | None = None) -> ModelCard:
-    """Train ``recipe`` on the sessions of a WB-Synth set (``data``) or on the service's own event log
-    (``events``); registers a version whose card gives its held-out figures."""
+                 progress: bool = True, events: Path | None = None, more: Sequence[Path] = ()) -> ModelCard:
+    """Train ``recipe`` on the sessions of a WB-Synth set (``data``, and the train-split sessions of the ``more``
+    sets, each set's features against its own catalog) or on the service's own event log (``events``);
+    registers a version whose card gives its held-out figures on ``data`` or the log."""
     if (data is None) == (events is None):
         raise DatasetError("train the ranker on a WB-Synth set (--data DIR) or on the service's event log (--events FILE)")
+    if more and events is not None:
+        raise DatasetError("--also adds WB-Synth sets' sessions to --data; the event log is learnt from alone")
     rec = pick_recipe(recipe, RECIPES)
     started = time.time()
     source = Path(events if events is not None else data)  # type: ignore[arg-type]
@@ -261,8 +272,15 @@ def train_ranker(data: Path | None, settings: Settings, recipe: str = "quick", a
         trained_on = f"the service's own event log ({counts['requests']} ranked requests with impressions)"
     else:
         splits, stats, counts = session_groups(source, settings, progress)
-        provenance, command = data_provenance(source), train_command("ranker", source, rec.name)
+        provenance = data_provenance(source)
+        command = train_command("ranker", source, rec.name, also=[str(d) for d in more] or None)
         trained_on = "WB-Synth's simulated sessions (synthetic data)"
+        if more:
+            extra = [session_groups(Path(d), settings, progress)[0]["train"] for d in more]
+            splits["train"] = SessionGroups.concat([splits["train"], *extra])
+            counts["also"] = ",".join(str(Path(d).resolve()) for d in more)
+            counts["also_train_sessions"] = sum(len(g.groups) for g in extra)
+            trained_on += f" of {1 + len(more)} catalogs"
     train, val = splits["train"], splits.get("val")
     store = ModelStore(settings)
     params = {"recipe": rec.name, **{k: v for k, v in asdict(rec).items() if k != "name"},

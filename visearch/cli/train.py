@@ -99,6 +99,9 @@ def ranker(
     events: Annotated[Path | None, typer.Option("--events", help=(
         "the service's own event log instead (<data_dir>/events.db): ranked requests, their impressions, clicks, "
         "carts and orders; oldest 70% train, newest 15% judge"))] = None,
+    also: Annotated[list[Path] | None, typer.Option("--also", help=(
+        "more WB-Synth sets whose train-split sessions to learn from too, each against its own catalog "
+        "(figures stay on --data); catalogs the embedder never saw teach it best"))] = None,
     recipe: Annotated[str, typer.Option("--recipe", help="quick (seconds), full (the default bundle's), tiny (smoke test)")] = "quick",
     alias: Alias = None,
     if_missing: IfMissing = False,
@@ -110,7 +113,7 @@ def ranker(
 
     run_training(MODEL_NAME, RECIPES, recipe, alias, if_missing,
                  lambda settings: train_ranker(data, settings, recipe=recipe, alias=alias, progress=not quiet,
-                                               events=events))
+                                               events=events, more=also or ()))
 
 
 @train_app.command("tags")
