@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import shlex
 import time
-from dataclasses import asdict, dataclass
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
