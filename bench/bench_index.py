@@ -15,7 +15,9 @@ For each size, in one run on the same clustered vectors (:mod:`visearch.index.sy
   call (``search_batch``), two-stage; the raw engine at the same
   ``ef`` on the very files the index serves (the same graph: a multi-threaded build is not
   repeatable, and two builds' graphs differ by more than the layer costs), with requests made
-  before the clock starts and made per query as a caller must, and on its own build; hnswlib and faiss one query at a time with ``ef`` raised until they reach the
+  before the clock starts and made per query as a caller must, and per query reading each hit's
+  product id (from a table, as the index does) and score, which is what a search hands back; on its
+  own build; hnswlib and faiss one query at a time with ``ef`` raised until they reach the
   recall the index has at its default ``ef`` (their queries/s at exactly that recall read off
   the line between the last two ``ef``, which the ratios use);
 * an update of 10,000 changes and a rollback, timed; bytes per product.
@@ -243,6 +245,12 @@ def run_size(n: int, queries: int, changes: int, workdir: Path, say: Tee) -> dic
     def names(hits: list[Any]) -> list[str]:
         return [h.product_id for h in hits]
 
+    table = data.product_ids()  # both shards number points by input row
+
+    def named(points: Any) -> list[str]:  # what a search must hand back: product ids and scores
+        hits = [(table[p.id], p.score) for p in points]
+        return [pid for pid, _ in hits]
+
     prebuilt = [request(x) for x in q_online]
     info = index.current_version()
     assert info is not None
@@ -258,6 +266,7 @@ def run_size(n: int, queries: int, changes: int, workdir: Path, say: Tee) -> dic
         "visearch two-stage, payload": lambda: [names(index.search(x, 10)) for x in q],
         "raw engine, requests made beforehand": lambda: [read(same.query(r)) for r in prebuilt],
         "raw engine, a request made per query": lambda: [read(same.query(request(x))) for x in q_online],
+        "raw engine, per query, named hits": lambda: [named(same.query(request(x))) for x in q_online],
         "raw engine on its own build": lambda: [read(raw.query(r)) for r in prebuilt],
         # the engine's own batch call: the ceiling any layer over it can reach for a batch
         f"raw engine, {BATCH} a call": lambda: [
@@ -269,7 +278,7 @@ def run_size(n: int, queries: int, changes: int, workdir: Path, say: Tee) -> dic
     row_of = {pid: i for i, pid in enumerate(data.product_ids())}
     rec = {}
     for name, res in results.items():
-        if name.startswith("raw"):  # both shards number points by input row
+        if name.startswith("raw") and "named" not in name:  # both shards number points by input row
             found = res
         else:
             found = [[row_of[pid] for pid in pids] for pids in res]
@@ -290,6 +299,7 @@ def run_size(n: int, queries: int, changes: int, workdir: Path, say: Tee) -> dic
     ratios = {
         "one query vs raw engine (requests made beforehand)": qps["visearch hnsw, ids only"] / qps["raw engine, requests made beforehand"],
         "one query vs raw engine (a request per query)": qps["visearch hnsw, ids only"] / qps["raw engine, a request made per query"],
+        "one query vs raw engine (per query, named hits)": qps["visearch hnsw, ids only"] / qps["raw engine, per query, named hits"],
         f"{BATCH} a call vs hnswlib one at a time, equal recall": qps[f"visearch hnsw, {BATCH} a call"] / hnswlib_qps,
         f"raw engine {BATCH} a call vs hnswlib one at a time, equal recall": qps[f"raw engine, {BATCH} a call"] / hnswlib_qps,
         f"{BATCH} a call vs the raw engine's {BATCH} a call": qps[f"visearch hnsw, {BATCH} a call"] / qps[f"raw engine, {BATCH} a call"],
