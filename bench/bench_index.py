@@ -14,10 +14,11 @@ For each size, in one run on the same clustered vectors (:mod:`visearch.index.sy
   project's index one query at a time (HNSW stage only, ids only and with payload), 64 queries a
   call (``search_batch``), two-stage; the raw engine at the same
   ``ef`` on the very files the index serves (the same graph: a multi-threaded build is not
-  repeatable, and two builds' graphs differ by more than the layer costs), with requests made
-  before the clock starts and made per query as a caller must, and per query reading each hit's
-  product id (from a table, as the index does) and score, which is what a search hands back; on its
-  own build; hnswlib and faiss one query at a time with ``ef`` raised until they reach the
+  repeatable, and two builds' graphs differ by more than the layer costs): through its ``query``
+  entry with requests made before the clock starts, made per query as a caller must, and per query
+  reading each hit's product id (from a table, as the index does) and score, which is what a search
+  hands back; through its ``search`` entry (no query planner; what the index uses for one query
+  without a prefetch) with requests made beforehand and per query; on its own build; hnswlib and faiss one query at a time with ``ef`` raised until they reach the
   recall the index has at its default ``ef`` (their queries/s at exactly that recall read off
   the line between the last two ``ef``, which the ratios use);
 * an update of 10,000 changes and a rollback, timed; bytes per product.
@@ -252,6 +253,9 @@ def run_size(n: int, queries: int, changes: int, workdir: Path, say: Tee) -> dic
         return [pid for pid, _ in hits]
 
     prebuilt = [request(x) for x in q_online]
+    # the engine's other entry for a query without prefetches: search, which skips the query planner
+    searches = [qe.SearchRequest(query=qe.Query.Nearest(x, using="online"), limit=10, params=params, with_payload=False)
+                for x in q_online]
     info = index.current_version()
     assert info is not None
     # the engine on the very files the project's index serves: the same graph, so the layer alone differs
@@ -267,6 +271,9 @@ def run_size(n: int, queries: int, changes: int, workdir: Path, say: Tee) -> dic
         "raw engine, requests made beforehand": lambda: [read(same.query(r)) for r in prebuilt],
         "raw engine, a request made per query": lambda: [read(same.query(request(x))) for x in q_online],
         "raw engine, per query, named hits": lambda: [named(same.query(request(x))) for x in q_online],
+        "raw engine, search entry, made beforehand": lambda: [read(same.search(r)) for r in searches],
+        "raw engine, search entry, per query": lambda: [read(same.search(qe.SearchRequest(
+            query=qe.Query.Nearest(x, using="online"), limit=10, params=params, with_payload=False))) for x in q_online],
         "raw engine on its own build": lambda: [read(raw.query(r)) for r in prebuilt],
         # the engine's own batch call: the ceiling any layer over it can reach for a batch
         f"raw engine, {BATCH} a call": lambda: [
@@ -300,6 +307,10 @@ def run_size(n: int, queries: int, changes: int, workdir: Path, say: Tee) -> dic
         "one query vs raw engine (requests made beforehand)": qps["visearch hnsw, ids only"] / qps["raw engine, requests made beforehand"],
         "one query vs raw engine (a request per query)": qps["visearch hnsw, ids only"] / qps["raw engine, a request made per query"],
         "one query vs raw engine (per query, named hits)": qps["visearch hnsw, ids only"] / qps["raw engine, per query, named hits"],
+        "one query vs raw engine (search entry, made beforehand)":
+            qps["visearch hnsw, ids only"] / qps["raw engine, search entry, made beforehand"],
+        "one query vs raw engine (search entry, per query)":
+            qps["visearch hnsw, ids only"] / qps["raw engine, search entry, per query"],
         f"{BATCH} a call vs hnswlib one at a time, equal recall": qps[f"visearch hnsw, {BATCH} a call"] / hnswlib_qps,
         f"raw engine {BATCH} a call vs hnswlib one at a time, equal recall": qps[f"raw engine, {BATCH} a call"] / hnswlib_qps,
         f"{BATCH} a call vs the raw engine's {BATCH} a call": qps[f"visearch hnsw, {BATCH} a call"] / qps[f"raw engine, {BATCH} a call"],

@@ -47,6 +47,7 @@ _MAX_SEGMENT_KB = 1 << 40
 #: segments an updated version may keep: the build's big one plus a few small ones of changes
 _UPDATE_SEGMENTS = 4
 _ID_ONLY = qe.PayloadSelector.Include(["product_id"])
+_EXACT = qe.SearchParams(exact=True)
 _SCHEMA = {"keyword": qe.KeywordIndexParams, "float": qe.FloatIndexParams}
 #: storage parts by directory name, and whether they must sit in RAM to serve fast
 _PARTS = {
@@ -198,16 +199,9 @@ class EdgeIndex(VectorIndex[_Staged]):
         names = self._ids.names
         flt = None if plan.filter is None else self._filter(plan.filter)
         payload: Any = True if plan.with_payload else (False if names is not None else _ID_ONLY)
-        params = search_params(plan.ef, self._info.quantization != "none", plan.mode == "hnsw", self.settings.oversampling)
         # vectors go to the engine as lists: it reads a list of floats in half the time of a numpy row
-        if plan.mode == "hnsw":
-            requests = [
-                qe.QueryRequest(
-                    limit=plan.k, query=qe.Query.Nearest(v, using=ONLINE), params=params, filter=flt, with_payload=payload
-                )
-                for v in online.tolist()
-            ]
-        elif plan.mode == "two_stage":
+        if plan.mode == "two_stage":
+            params = search_params(plan.ef, self._info.quantization != "none", False, self.settings.oversampling)
             requests = [
                 qe.QueryRequest(
                     limit=plan.k,
@@ -222,22 +216,37 @@ class EdgeIndex(VectorIndex[_Staged]):
                 for v, w in zip(online.tolist(), full.tolist(), strict=True)
             ]
         else:
-            exact = qe.SearchParams(exact=True)
+            if plan.mode == "hnsw":
+                using, rows = ONLINE, online
+                params = search_params(plan.ef, self._info.quantization != "none", True, self.settings.oversampling)
+            else:
+                using, rows, params = FULL, full, _EXACT
+            if len(rows) == 1:
+                # one query without a prefetch: the engine's direct search, which skips its query planner
+                # (the same points; 3 to 7 µs of a 95 µs query at 200k products, measured)
+                query = qe.Query.Nearest(rows[0].tolist(), using=using)
+                points = self._shard.search(
+                    qe.SearchRequest(query=query, limit=plan.k, params=params, filter=flt, with_payload=payload)
+                )
+                return [self._hits(points, names, plan.with_payload)]
             requests = [
                 qe.QueryRequest(
-                    limit=plan.k, query=qe.Query.Nearest(w, using=FULL), params=exact, filter=flt, with_payload=payload
+                    limit=plan.k, query=qe.Query.Nearest(v, using=using), params=params, filter=flt, with_payload=payload
                 )
-                for w in full.tolist()
+                for v in rows.tolist()
             ]
         if len(requests) == 1:
             results = [self._shard.query(requests[0])]
         else:
             results = self._shard.query_batch(qe.QueryBatchRequest(requests))
+        return [self._hits(points, names, plan.with_payload) for points in results]
+
+    def _hits(self, points: list[Any], names: list[str] | None, with_payload: bool) -> list[Hit]:
         if names is None:
-            return [[self._hit(p, p.score, plan.with_payload) for p in res] for res in results]
-        if plan.with_payload:
-            return [[Hit(names[p.id], p.score, dict(p.payload)) for p in res] for res in results]
-        return [[Hit(names[p.id], p.score) for p in res] for res in results]
+            return [self._hit(p, p.score, with_payload) for p in points]
+        if with_payload:
+            return [Hit(names[p.id], p.score, dict(p.payload)) for p in points]
+        return [Hit(names[p.id], p.score) for p in points]
 
     def _lookup(self, article: str, limit: int, filter: SearchFilter | None) -> list[Hit]:
         assert self._shard is not None
