@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark of the vector index: the project's layer against the engine under it, hnswlib and faiss.
 
-    python bench/bench_index.py [--sizes 200000,1000000] [--queries 1000] [--out FILE] [--check]
+    python bench/bench_index.py [--sizes 200000,1000000] [--queries 1000] [--passes 3] [--out FILE] [--check]
 
 For each size, in one run on the same clustered vectors (:mod:`visearch.index.synthetic`):
 
@@ -9,7 +9,7 @@ For each size, in one run on the same clustered vectors (:mod:`visearch.index.sy
   payloads, graph), the raw ``qdrant-edge-py`` engine with the same configuration (the same
   ``EdgeConfig``, vectors, payloads and payload indexes, integer point ids, no checks),
   hnswlib and faiss (fp32 HNSW, the same m / ef_construct);
-* queries on one thread, best of three passes taken in turn, each right after an untimed pass of
+* queries on one thread, best of three passes (``--passes``) taken in turn, each right after an untimed pass of
   its own (work sharing the machine disturbs every side alike; the side before it does not): the
   project's index one query at a time (HNSW stage only, ids only and with payload), 64 queries a
   call (``search_batch``), two-stage; the raw engine at the same
@@ -66,8 +66,8 @@ def recall(found: list[list[Any]], truth: np.ndarray) -> float:
     return round(recall_at_k(found, truth.tolist(), 10), 4)
 
 
-def best_of(runs: dict[str, Callable[[], Any]], n: int) -> tuple[dict[str, float], dict[str, Any]]:
-    """Queries per second of each run, best of PASSES passes taken in turn; each run's last result.
+def best_of(runs: dict[str, Callable[[], Any]], n: int, passes: int = PASSES) -> tuple[dict[str, float], dict[str, Any]]:
+    """Queries per second of each run, best of ``passes`` passes taken in turn; each run's last result.
 
     Each timed pass follows an untimed one of the same run: the run before it filled the CPU caches
     with its own graph and vectors (two shards of the same files hold separate copies in RAM), and a
@@ -75,7 +75,7 @@ def best_of(runs: dict[str, Callable[[], Any]], n: int) -> tuple[dict[str, float
     """
     seconds = {name: float("inf") for name in runs}
     results: dict[str, Any] = {}
-    for _ in range(PASSES):
+    for _ in range(passes):
         for name, run in runs.items():
             run()
             start = time.perf_counter()
@@ -200,7 +200,7 @@ def changes_for(data: SyntheticEmbeddings, fresh: np.ndarray, n_changes: int) ->
     )
 
 
-def run_size(n: int, queries: int, changes: int, workdir: Path, say: Tee) -> dict[str, Any]:
+def run_size(n: int, queries: int, changes: int, workdir: Path, say: Tee, passes: int = PASSES) -> dict[str, Any]:
     import qdrant_edge as qe
 
     say(f"\n=== n = {n:,} ===")
@@ -281,7 +281,7 @@ def run_size(n: int, queries: int, changes: int, workdir: Path, say: Tee) -> dic
             for points in same.query_batch(qe.QueryBatchRequest(prebuilt[i : i + BATCH]))
         ],
     }
-    qps, results = best_of(runs, len(q))
+    qps, results = best_of(runs, len(q), passes)
     row_of = {pid: i for i, pid in enumerate(data.product_ids())}
     rec = {}
     for name, res in results.items():
@@ -370,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="also write the output here")
     ap.add_argument("--workdir", type=Path, default=None, help="where the indexes go (default: a temp dir)")
     ap.add_argument("--check", action="store_true", help="fail if a target is missed")
+    ap.add_argument("--passes", type=int, default=PASSES, help=(
+        "timed passes per query run, the best kept (a pass of 1,000 queries lasts about a tenth of a second, "
+        "so on a shared machine more passes steady the one-query ratios)"))
     args = ap.parse_args(argv)
     sizes = [int(x) for x in args.sizes.split(",") if x]
     if args.out:
@@ -377,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     say = Tee(args.out)
     say(f"bench_index: sizes {sizes}, {args.queries} queries, {os.cpu_count()} cores, python {sys.version.split()[0]}")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="visearch-bench-"))
-    results = [run_size(n, args.queries, min(args.changes, n // 10), workdir, say) for n in sizes]
+    results = [run_size(n, args.queries, min(args.changes, n // 10), workdir, say, args.passes) for n in sizes]
     say("\nsummary (JSON): " + json.dumps([{k: v for k, v in r.items() if k != "libs"} for r in results]))
     failed = []
     for r in results:
