@@ -18,8 +18,8 @@ For each size, in one run on the same clustered vectors (:mod:`visearch.index.sy
   entry with requests made before the clock starts, made per query as a caller must, and per query
   reading each hit's product id (from a table, as the index does) and score, which is what a search
   hands back; through its ``search`` entry (no query planner; what the index uses for one query
-  without a prefetch) with requests made beforehand and per query; on its own build; hnswlib and faiss one query at a time with ``ef`` raised until they reach the
-  recall the index has at its default ``ef`` (their queries/s at exactly that recall read off
+  without a prefetch) with requests made beforehand and per query; on its own build; hnswlib and
+  faiss one query at a time with ``ef`` raised until they reach the recall the index has at its default ``ef`` (their queries/s at exactly that recall read off
   the line between the last two ``ef``, which the ratios use);
 * an update of 10,000 changes and a rollback, timed; bytes per product.
 
@@ -238,6 +238,10 @@ def run_size(n: int, queries: int, changes: int, workdir: Path, say: Tee, passes
     def request(x: np.ndarray) -> Any:
         return qe.QueryRequest(limit=10, query=qe.Query.Nearest(x, using="online"), params=params, with_payload=False)
 
+    # the engine's other entry for a query without prefetches: search, which skips the query planner
+    def search_request(x: np.ndarray) -> Any:
+        return qe.SearchRequest(query=qe.Query.Nearest(x, using="online"), limit=10, params=params, with_payload=False)
+
     # every side keeps only the ids of a pass's answers (for the recall): a server drops its answers once sent,
     # and a pass that kept 1,000 answers' objects alive would time the garbage collector walking them
     def read(points: Any) -> list[int]:
@@ -253,9 +257,7 @@ def run_size(n: int, queries: int, changes: int, workdir: Path, say: Tee, passes
         return [pid for pid, _ in hits]
 
     prebuilt = [request(x) for x in q_online]
-    # the engine's other entry for a query without prefetches: search, which skips the query planner
-    searches = [qe.SearchRequest(query=qe.Query.Nearest(x, using="online"), limit=10, params=params, with_payload=False)
-                for x in q_online]
+    searches = [search_request(x) for x in q_online]
     info = index.current_version()
     assert info is not None
     # the engine on the very files the project's index serves: the same graph, so the layer alone differs
@@ -272,8 +274,7 @@ def run_size(n: int, queries: int, changes: int, workdir: Path, say: Tee, passes
         "raw engine, a request made per query": lambda: [read(same.query(request(x))) for x in q_online],
         "raw engine, per query, named hits": lambda: [named(same.query(request(x))) for x in q_online],
         "raw engine, search entry, made beforehand": lambda: [read(same.search(r)) for r in searches],
-        "raw engine, search entry, per query": lambda: [read(same.search(qe.SearchRequest(
-            query=qe.Query.Nearest(x, using="online"), limit=10, params=params, with_payload=False))) for x in q_online],
+        "raw engine, search entry, per query": lambda: [read(same.search(search_request(x))) for x in q_online],
         "raw engine on its own build": lambda: [read(raw.query(r)) for r in prebuilt],
         # the engine's own batch call: the ceiling any layer over it can reach for a batch
         f"raw engine, {BATCH} a call": lambda: [
@@ -282,7 +283,7 @@ def run_size(n: int, queries: int, changes: int, workdir: Path, say: Tee, passes
         ],
     }
     qps, results = best_of(runs, len(q), passes)
-    row_of = {pid: i for i, pid in enumerate(data.product_ids())}
+    row_of = {pid: i for i, pid in enumerate(table)}
     rec = {}
     for name, res in results.items():
         if name.startswith("raw") and "named" not in name:  # both shards number points by input row

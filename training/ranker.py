@@ -108,8 +108,10 @@ def _column(columns: dict[str, list[Any]], name: str, row: int) -> str | None:
     return None if value is None else str(value)
 
 
-def session_groups(data: Path, settings: Settings, progress: bool = True) -> tuple[dict[str, SessionGroups], CatalogStats, dict[str, Any]]:
-    """Every logged session of ``data`` as a query group per split, the catalog statistics, and counts."""
+def session_groups(data: Path, settings: Settings, progress: bool = True,
+                   split: str | None = None) -> tuple[dict[str, SessionGroups], CatalogStats, dict[str, Any]]:
+    """Every logged session of ``data`` (or of one ``split``) as a query group per split, the catalog
+    statistics, and counts."""
     from visearch.embedding.embedder import Embedder
     from visearch.query import crop
     from visearch.vision.images import load_image
@@ -126,7 +128,8 @@ def session_groups(data: Path, settings: Settings, progress: bool = True) -> tup
             for i, pid in enumerate(p["product_id"])}
     stats = CatalogStats.of([c.category or "" for c in info.values()], [c.price or 0.0 for c in info.values()])
     vectors, embedder_label = catalog_vectors(data, settings, settings.models.embedder, progress)
-    crops = _query_crops(dataset, set(ev["query_product_id"]))
+    wanted = {q for q, sp in zip(ev["query_product_id"], ev["split"], strict=True) if split in (None, sp)}
+    crops = _query_crops(dataset, wanted)
     embedder = Embedder.from_ref(settings.models.embedder, settings)
     queries = sorted(crops)
     qvec: dict[str, np.ndarray] = {}
@@ -144,6 +147,8 @@ def session_groups(data: Path, settings: Settings, progress: bool = True) -> tup
     skipped = 0
     for sid, idx in by_session.items():
         q = ev["query_product_id"][idx[0]]
+        if split not in (None, ev["split"][idx[0]]):
+            continue
         shown = [ev["product_id"][i] for i in idx]
         if q not in qvec or any(s not in vectors for s in shown):
             skipped += 1
@@ -276,7 +281,7 @@ def train_ranker(data: Path | None, settings: Settings, recipe: str = "quick", a
         command = train_command("ranker", source, rec.name, also=[str(d) for d in more] or None)
         trained_on = "WB-Synth's simulated sessions (synthetic data)"
         if more:
-            extra = [session_groups(Path(d), settings, progress)[0]["train"] for d in more]
+            extra = [session_groups(Path(d), settings, progress, split="train")[0]["train"] for d in more]
             splits["train"] = SessionGroups.concat([splits["train"], *extra])
             counts["also"] = ",".join(str(Path(d).resolve()) for d in more)
             counts["also_train_sessions"] = sum(len(g.groups) for g in extra)
