@@ -42,7 +42,7 @@ from visearch.index.types import (
     SearchPlan,
     VersionInfo,
 )
-from visearch.index.validation import check_product_id, query_vectors
+from visearch.index.validation import check_product_id, query_vector, query_vectors
 from visearch.index.writing import S, VersionWrites
 
 __all__ = ["VectorIndex"]
@@ -86,12 +86,10 @@ class VectorIndex(VersionWrites[S]):
             InvalidArgumentError: a wrong vector size, NaN, zero vector or bad option.
             NotFoundError: no version has been built yet.
         """
-        arr = query if isinstance(query, np.ndarray) else np.asarray(query)
-        if arr.ndim > 1:
-            raise InvalidArgumentError(f"search takes one vector (1-D), got shape {arr.shape}; use search_batch")
-        return self.search_batch(
-            arr, k, mode=mode, filter=filter, ef=ef, rescore_limit=rescore_limit, with_payload=with_payload
-        )[0]
+        info = self._serving()
+        plan = SearchPlan.of(self.settings, k, mode, filter, ef, rescore_limit, with_payload)
+        full, online = query_vector(query, info.full_dim, info.online_dim, online_alone=mode == "hnsw")
+        return self._query_one(full, online, plan)
 
     def search_batch(
         self,
@@ -172,6 +170,11 @@ class VectorIndex(VersionWrites[S]):
     @abc.abstractmethod
     def _query(self, full: np.ndarray, online: np.ndarray, plan: SearchPlan) -> list[list[Hit]]:
         """Hits for each row of the checked, normalised query vectors, in one engine call."""
+
+    def _query_one(self, full: np.ndarray, online: np.ndarray, plan: SearchPlan) -> list[Hit]:
+        """Hits for one checked, normalised query (1-D vectors); a backend with a cheaper entry for a
+        lone query overrides it."""
+        return self._query(full[None], online[None], plan)[0]
 
     @abc.abstractmethod
     def _lookup(self, article: str, limit: int, filter: SearchFilter | None) -> list[Hit]: ...

@@ -23,6 +23,7 @@ __all__ = [
     "as_matrix",
     "normalise_rows",
     "split_vectors",
+    "query_vector",
     "query_vectors",
     "clean_payload",
     "check_product_id",
@@ -109,23 +110,46 @@ def split_vectors(
     return full_n, online
 
 
+def _unit_query(query: Any, full_dim: int, online_dim: int, online_alone: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """The serving path, one float32 vector of ``full_dim``: two dot products decide it is finite and not
+    zero (the array's own .dot: a third quicker than np.dot's dispatch, at a query's scale it counts).
+    ``None`` for anything else, which takes the general checks."""
+    if type(query) is np.ndarray and query.shape == (full_dim,) and query.dtype == np.float32:
+        prefix = query[:online_dim]
+        whole, part = float(query.dot(query)), float(prefix.dot(prefix))
+        if math.isfinite(whole) and whole >= 1e-24 and part >= 1e-24:
+            full = query if online_alone else query * (1.0 / math.sqrt(whole))
+            return full, prefix * (1.0 / math.sqrt(part))
+    return None
+
+
 def query_vectors(queries: Any, full_dim: int, online_dim: int, *, online_alone: bool) -> tuple[np.ndarray, np.ndarray]:
     """Checked, normalised search queries: the full vectors and their online prefixes, as one-row-or-more
     matrices. ``online_alone`` (a search of the online stage alone) also takes vectors of just ``online_dim``
     floats, and may hand back the full vectors checked but not normalised: that search never reads them."""
-    if type(queries) is np.ndarray and queries.shape == (full_dim,) and queries.dtype == np.float32:
-        # the serving path, one float32 vector: two dot products decide it is finite and not zero
-        # (the array's own .dot: a third quicker than np.dot's dispatch, at a query's scale it counts)
-        prefix = queries[:online_dim]
-        whole, part = float(queries.dot(queries)), float(prefix.dot(prefix))
-        if math.isfinite(whole) and whole >= 1e-24 and part >= 1e-24:
-            full = queries[None] if online_alone else (queries * (1.0 / math.sqrt(whole)))[None]
-            return full, (prefix * (1.0 / math.sqrt(part)))[None]
+    one = _unit_query(queries, full_dim, online_dim, online_alone)
+    if one is not None:
+        return one[0][None], one[1][None]
     arr = as_matrix(queries, (full_dim, online_dim) if online_alone else (full_dim,), what="query")
     if arr.shape[1] == full_dim:
         return split_vectors(arr, online_dim, what="query")
     online = normalise_rows(arr, what="query")
     return online, online
+
+
+def query_vector(query: Any, full_dim: int, online_dim: int, *, online_alone: bool) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`query_vectors` for a search of one vector: the full vector and its online prefix, 1-D."""
+    one = _unit_query(query, full_dim, online_dim, online_alone)
+    if one is not None:
+        return one
+    try:
+        shape = np.shape(query)
+    except ValueError:  # ragged nested lists: query_vectors refuses them, naming the problem
+        shape = ()
+    if len(shape) > 1:
+        raise InvalidArgumentError(f"search takes one vector (1-D), got shape {shape}; use search_batch")
+    full, online = query_vectors(query, full_dim, online_dim, online_alone=online_alone)
+    return full[0], online[0]
 
 
 def check_product_id(value: Any, *, where: str, error: type[VisearchError] = DatasetError) -> str:
