@@ -207,6 +207,8 @@ def test_empty_index_says_build_first(
         (np.ones(512), {"ef": -1}, "ef must be"),
         (np.ones(512), {"rescore_limit": 0}, "rescore_limit must be"),
         (np.ones((2, 512)), {}, "one vector"),
+        ([[1.0, 2.0], [3.0]], {}, "not a numeric array"),  # ragged lists
+        ([np.ones(512, np.float32)], {"mode": "hnsw"}, "one vector"),
         ("not a vector", {}, "not|expected"),
     ],
 )
