@@ -198,20 +198,26 @@ class EdgeIndex(VectorIndex[_Staged]):
         """What payload a search reads: all of it, none (the id table names the points) or the product id."""
         return True if plan.with_payload else (False if self._ids.names is not None else _ID_ONLY)
 
+    def _walk(self, plan: SearchPlan, hnsw_only: bool) -> qe.SearchParams:
+        """The engine parameters of an HNSW walk: HNSW mode's own, or two-stage's stage 1."""
+        assert self._info is not None
+        return search_params(plan.ef, self._info.quantization != "none", hnsw_only, self.settings.oversampling)
+
+    def _direct(self, plan: SearchPlan) -> tuple[str, qe.SearchParams]:
+        """The vector and engine parameters of a search without a prefetch: HNSW over the online vectors,
+        or exact over the full ones."""
+        return (ONLINE, self._walk(plan, True)) if plan.mode == "hnsw" else (FULL, _EXACT)
+
     def _query_one(self, full: np.ndarray, online: np.ndarray, plan: SearchPlan) -> list[Hit]:
         if plan.mode == "two_stage":
             return self._query(full[None], online[None], plan)[0]
-        assert self._shard is not None and self._info is not None
+        assert self._shard is not None
         # one query without a prefetch: the engine's direct search, which skips its query planner
         # (the same points; 3 to 7 µs of a 95 µs query at 200k products, measured)
-        if plan.mode == "hnsw":
-            using, vector = ONLINE, online
-            params = search_params(plan.ef, self._info.quantization != "none", True, self.settings.oversampling)
-        else:
-            using, vector, params = FULL, full, _EXACT
+        using, params = self._direct(plan)
         flt = None if plan.filter is None else self._filter(plan.filter)
         request = qe.SearchRequest(
-            query=qe.Query.Nearest(vector.tolist(), using=using),
+            query=qe.Query.Nearest((online if using == ONLINE else full).tolist(), using=using),
             limit=plan.k,
             params=params,
             filter=flt,
@@ -220,14 +226,14 @@ class EdgeIndex(VectorIndex[_Staged]):
         return self._hits(self._shard.search(request), self._ids.names, plan.with_payload)
 
     def _query(self, full: np.ndarray, online: np.ndarray, plan: SearchPlan) -> list[list[Hit]]:
-        assert self._shard is not None and self._info is not None
+        assert self._shard is not None
         if len(full) == 1 and plan.mode != "two_stage":
             return [self._query_one(full[0], online[0], plan)]
         flt = None if plan.filter is None else self._filter(plan.filter)
         payload = self._payload(plan)
         # vectors go to the engine as lists: it reads a list of floats in half the time of a numpy row
         if plan.mode == "two_stage":
-            params = search_params(plan.ef, self._info.quantization != "none", False, self.settings.oversampling)
+            params = self._walk(plan, False)
             requests = [
                 qe.QueryRequest(
                     limit=plan.k,
@@ -242,16 +248,12 @@ class EdgeIndex(VectorIndex[_Staged]):
                 for v, w in zip(online.tolist(), full.tolist(), strict=True)
             ]
         else:
-            if plan.mode == "hnsw":
-                using, rows = ONLINE, online
-                params = search_params(plan.ef, self._info.quantization != "none", True, self.settings.oversampling)
-            else:
-                using, rows, params = FULL, full, _EXACT
+            using, params = self._direct(plan)
             requests = [
                 qe.QueryRequest(
                     limit=plan.k, query=qe.Query.Nearest(v, using=using), params=params, filter=flt, with_payload=payload
                 )
-                for v in rows.tolist()
+                for v in (online if using == ONLINE else full).tolist()
             ]
         if len(requests) == 1:
             results = [self._shard.query(requests[0])]
